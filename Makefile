@@ -1,0 +1,38 @@
+# Two commands a learner needs:  `make lab`  and  `make test`.
+# Both create a local virtual environment in .venv/ the first time (a few minutes:
+# PyTorch is large) and reuse it afterwards.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install lab test unit notebooks lint sync clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -r requirements.txt -e ".[test]"
+	touch $(STAMP)
+
+lab: install  ## open the course in JupyterLab
+	$(BIN)/jupyter lab notebooks
+
+test: install lint unit notebooks  ## everything CI runs
+
+lint: install
+	$(BIN)/ruff check .
+
+unit: install  ## pytest for course_utils and the notebook checks
+	$(BIN)/python -m pytest tests
+
+notebooks: install  ## every notebook in quick mode under nbval, twice (a second "restart and run all" must pass too)
+	COURSE_QUICK=1 $(BIN)/python -m pytest notebooks
+	COURSE_QUICK=1 $(BIN)/python -m pytest notebooks
+
+sync: install  ## maintainers: rerun notebooks in quick mode, rewrite badges/set-up cells, strip unchecked outputs
+	COURSE_QUICK=1 $(BIN)/python colab/sync_notebooks.py --execute
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

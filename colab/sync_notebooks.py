@@ -1,0 +1,193 @@
+"""Keep every notebook in step with the course's single sources, and tidy.
+
+For each notebooks/NN_*.ipynb this tool:
+
+- puts the "Open in Colab" badge (built from colab/course.toml) on the first line of the
+  first markdown cell;
+- makes the first code cell the shared Colab set-up cell (SETUP_CELL below);
+- strips outputs and execution counts from every cell except those nbval checks
+  (marked ``# NBVAL_CHECK_OUTPUT``), so diffs stay small;
+- rewrites the lesson table in README.md between its ``lessons`` markers.
+
+    python colab/sync_notebooks.py            # rewrite in place
+    python colab/sync_notebooks.py --check    # report differences, change nothing (tests use this)
+    python colab/sync_notebooks.py --execute  # first rerun each notebook in quick mode, so the
+                                              # checked cells keep fresh outputs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import tomllib
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+README = ROOT / "README.md"
+CHECK_MARK = "NBVAL_CHECK_OUTPUT"
+BADGE_IMG = "https://colab.research.google.com/assets/colab-badge.svg"
+SETUP_FIRST_LINE = (
+    "# Colab set-up: on Google Colab this fetches the course and what Colab lacks; elsewhere it does nothing."
+)
+TABLE_START, TABLE_END = "<!-- lessons:start -->", "<!-- lessons:end -->"
+
+SETUP_CELL = SETUP_FIRST_LINE + '''
+# (Written by colab/sync_notebooks.py from colab/course.toml: edit those, not this cell.)
+import sys
+
+if "google.colab" in sys.modules:
+    import os
+    import subprocess
+
+    REPO, BRANCH = "{repo}", "{branch}"
+    course = "/content/" + REPO.split("/")[1]
+    if not os.path.isdir(course):  # a fresh or reset runtime: fetch the course again
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", BRANCH, f"https://github.com/{{REPO}}", course],
+                       check=True)
+    subprocess.run([sys.executable, f"{{course}}/colab/install.py"], check=True)
+    sys.path.insert(0, course)
+    os.chdir(f"{{course}}/notebooks")'''
+
+
+def load_config() -> dict:
+    return tomllib.loads((ROOT / "colab" / "course.toml").read_text())
+
+
+def notebook_paths() -> list[Path]:
+    return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+
+
+def badge(name: str, config: dict) -> str:
+    url = f"https://colab.research.google.com/github/{config['repo']}/blob/{config['branch']}/notebooks/{name}"
+    return f"[![Open In Colab]({BADGE_IMG})]({url})"
+
+
+def setup_cell(config: dict) -> str:
+    return SETUP_CELL.format(repo=config["repo"], branch=config["branch"])
+
+
+def is_checked(cell) -> bool:
+    return cell.cell_type == "code" and CHECK_MARK in cell.source
+
+
+def tidy(nb, config: dict, name: str):
+    """Return the notebook as it should be committed (a new object; ``nb`` is untouched)."""
+    nb = nbformat.from_dict(json.loads(json.dumps(nb)))
+    # 1. badge on the first line of the first markdown cell
+    first_md = next(c for c in nb.cells if c.cell_type == "markdown")
+    lines = first_md.source.split("\n")
+    if lines and "colab-badge.svg" in lines[0]:
+        lines = lines[1:]
+    first_md.source = "\n".join([badge(name, config)] + lines)
+    # 2. the set-up cell is the first code cell
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    if code and code[0].source.startswith(SETUP_FIRST_LINE):
+        code[0].source = setup_cell(config)
+    else:
+        position = nb.cells.index(code[0]) if code else len(nb.cells)
+        nb.cells.insert(position, nbformat.v4.new_code_cell(setup_cell(config)))
+    # 3. outputs only where nbval checks them; no execution counts or run metadata
+    for cell in nb.cells:
+        cell.pop("id", None)
+        cell.metadata = {k: v for k, v in cell.metadata.items() if k in ("tags",)}
+        if cell.cell_type == "code":
+            cell.execution_count = None
+            if not is_checked(cell):
+                cell.outputs = []
+            for output in cell.outputs:
+                if "execution_count" in output:
+                    output["execution_count"] = None
+    nb.metadata = {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+        "accelerator": "GPU",  # Colab opens the notebook asking for a GPU runtime
+        "colab": {"provenance": []},
+    }
+    nb.nbformat, nb.nbformat_minor = 4, 4
+    return nb
+
+
+def serialise(nb) -> str:
+    return json.dumps(nb, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+def lesson_title(nb) -> str:
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("# "):
+                    return line[2:].strip()
+    return "(untitled)"
+
+
+def readme_table(notebooks: list[tuple[str, object]], config: dict) -> str:
+    rows = ["| # | Lesson | Notebook | Colab |", "|---|---|---|---|"]
+    for name, nb in notebooks:
+        number = name.split("_")[0]
+        rows.append(f"| {number} | {lesson_title(nb)} | [{name}](notebooks/{name}) | {badge(name, config)} |")
+    return "\n".join(rows)
+
+
+def synced_readme(text: str, table: str) -> str:
+    pattern = re.compile(re.escape(TABLE_START) + ".*?" + re.escape(TABLE_END), re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"README.md lacks the {TABLE_START} ... {TABLE_END} markers")
+    return pattern.sub(lambda _: f"{TABLE_START}\n{table}\n{TABLE_END}", text)
+
+
+def execute(path: Path) -> None:
+    """Run a notebook top to bottom in quick mode and save it with its outputs."""
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    nbformat.write(nb, path)
+
+
+def differences() -> dict[Path, str]:
+    """Every file whose committed text differs from what this tool would write, with that text."""
+    config = load_config()
+    changed, tidied = {}, []
+    for path in notebook_paths():
+        nb = nbformat.read(path, as_version=4)
+        text = serialise(tidy(nb, config, path.name))
+        tidied.append((path.name, nbformat.reads(text, as_version=4)))
+        if path.read_text() != text:
+            changed[path] = text
+    readme = synced_readme(README.read_text(), readme_table(tidied, config))
+    if README.read_text() != readme:
+        changed[README] = readme
+    return changed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="report differences and exit 1; change nothing")
+    parser.add_argument("--execute", action="store_true", help="rerun every notebook (quick mode) first")
+    parser.add_argument("names", nargs="*", help="only these notebooks (for --execute)")
+    args = parser.parse_args()
+    if args.execute:
+        for path in notebook_paths():
+            if not args.names or path.name in args.names:
+                print(f"running {path.name} ...", flush=True)
+                execute(path)
+    changed = differences()
+    for path, text in changed.items():
+        if args.check:
+            print(f"out of date: {path.relative_to(ROOT)}")
+        else:
+            path.write_text(text)
+            print(f"rewrote {path.relative_to(ROOT)}")
+    if args.check and changed:
+        print("Run `python colab/sync_notebooks.py` to bring them in line.")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

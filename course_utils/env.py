@@ -1,0 +1,100 @@
+"""The notebook's environment: which device, which mode, which seed.
+
+Every lesson's second cell is::
+
+    from course_utils import setup
+    env = setup()
+
+which picks the fastest device, seeds every random-number generator and prints one
+line saying what it chose, so a learner (and a teacher reading a screenshot) always
+knows whether the numbers below came from a GPU run on real data or from quick mode.
+
+Quick mode (``COURSE_QUICK=1``, or automatically when ``CI=true``) runs the same code
+on small data with few steps, offline, on a CPU. Its numbers show that the code works;
+they are not the lesson's real results.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+DEFAULT_SEED = 42
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def is_quick() -> bool:
+    """True when the course should run in quick mode.
+
+    ``COURSE_QUICK`` decides when it is set (``1``/``0``); otherwise quick mode is on
+    when ``CI=true``, so continuous integration never downloads or trains for long.
+    """
+    flag = os.environ.get("COURSE_QUICK")
+    if flag is not None and flag.strip() != "":
+        return flag.strip().lower() in _TRUE
+    return os.environ.get("CI", "").strip().lower() in _TRUE
+
+
+def in_colab() -> bool:
+    """True inside Google Colab (its kernel imports ``google.colab`` at start-up)."""
+    return "google.colab" in sys.modules
+
+
+def pick_device() -> torch.device:
+    """The fastest device present: an NVIDIA GPU (cuda), then Apple's GPU (mps), then the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def describe_device(device: torch.device) -> str:
+    """A short human name for ``device``, e.g. ``cuda (Tesla T4)`` or ``cpu (2 threads)``."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    if device.type == "mps":
+        return "mps (Apple GPU)"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def seed_everything(seed: int = DEFAULT_SEED) -> None:
+    """Seed Python's, NumPy's and PyTorch's random-number generators (CPU and GPU) at once.
+
+    The same seed gives the same initial weights, the same shuffles and the same
+    augmentations, so a rerun draws the same pictures. (Some GPU kernels stay
+    non-deterministic; that is fine for a course.)
+    """
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+@dataclass(frozen=True)
+class Env:
+    """What ``setup()`` chose. Notebooks read ``env.device`` and ``env.quick``."""
+
+    device: torch.device
+    quick: bool
+    seed: int
+    colab: bool
+
+    def summary(self) -> str:
+        mode = "QUICK (small data, few steps: numbers are not real results)" if self.quick else "FULL"
+        where = " | on Colab" if self.colab else ""
+        return f"device: {describe_device(self.device)} | mode: {mode} | seed: {self.seed}{where}"
+
+
+def setup(seed: int = DEFAULT_SEED, verbose: bool = True) -> Env:
+    """Pick the device, seed everything, read the mode, and print one summary line."""
+    seed_everything(seed)
+    env = Env(device=pick_device(), quick=is_quick(), seed=seed, colab=in_colab())
+    if verbose:
+        print(env.summary())
+    return env

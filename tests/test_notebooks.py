@@ -1,0 +1,87 @@
+"""Checks on the committed notebooks themselves (nbval runs them; this checks how they are stored)."""
+
+import ast
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+spec = importlib.util.spec_from_file_location("sync_notebooks", ROOT / "colab" / "sync_notebooks.py")
+sync = importlib.util.module_from_spec(spec)
+sys.modules["sync_notebooks"] = sync
+spec.loader.exec_module(sync)
+
+NOTEBOOKS = sync.notebook_paths()
+CONFIG = sync.load_config()
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "no notebooks found in notebooks/"
+
+
+def test_everything_agrees_with_the_sync_tool():
+    """Badges, set-up cells, stripped outputs and the README table are all as the tool writes them."""
+    out_of_date = [str(p.relative_to(ROOT)) for p in sync.differences()]
+    assert out_of_date == [], f"run `python colab/sync_notebooks.py`; out of date: {out_of_date}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_badge_and_setup_cell(path):
+    nb = nbformat.read(path, as_version=4)
+    first_md = next(c for c in nb.cells if c.cell_type == "markdown")
+    first_code = next(c for c in nb.cells if c.cell_type == "code")
+    url = f"https://colab.research.google.com/github/{CONFIG['repo']}/blob/{CONFIG['branch']}/notebooks/{path.name}"
+    assert first_md.source.splitlines()[0] == f"[![Open In Colab]({sync.BADGE_IMG})]({url})"
+    assert f'REPO, BRANCH = "{CONFIG["repo"]}", "{CONFIG["branch"]}"' in first_code.source
+    ast.parse(first_code.source)  # the set-up cell is valid Python
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_only_checked_cells_keep_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.execution_count is None
+            if "NBVAL_CHECK_OUTPUT" not in cell.source:
+                assert cell.outputs == [], f"unchecked cell keeps output: {cell.source[:60]!r}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_checked_cells_have_reference_outputs(path):
+    """A checked cell without stored output would check nothing."""
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if sync.is_checked(cell):
+            assert cell.outputs, f"checked cell has no stored output: {cell.source[:60]!r}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_mode_switch_is_visible_near_the_top(path):
+    nb = nbformat.read(path, as_version=4)
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
+    assert 'os.environ["COURSE_QUICK"]' in code[1] and "setup()" in code[1]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_ends_with_recap_and_exercises(path):
+    nb = nbformat.read(path, as_version=4)
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert re.search(r"^## Recap", text, re.M) and re.search(r"^## Exercises", text, re.M)
+    exercises = text.split("## Exercises", 1)[1]
+    assert 2 <= len(re.findall(r"^\d+\. ", exercises, re.M)) <= 4
+
+
+def test_sync_tool_fixes_a_wrong_badge(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+                                      "(https://colab.research.google.com/github/someone/else/blob/main/x.ipynb)\n# T"),
+        nbformat.v4.new_code_cell("print(1)", outputs=[nbformat.v4.new_output("stream", text="1\n")]),
+    ])
+    fixed = sync.tidy(nb, CONFIG, "99_test.ipynb")
+    assert CONFIG["repo"] in fixed.cells[0].source and "someone/else" not in fixed.cells[0].source
+    assert fixed.cells[1].source.startswith(sync.SETUP_FIRST_LINE)  # set-up cell inserted
+    assert fixed.cells[2].outputs == []  # unchecked output stripped
