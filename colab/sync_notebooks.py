@@ -95,13 +95,10 @@ def tidy(nb, config: dict, name: str):
     for cell in nb.cells:
         cell.pop("id", None)
         cell.metadata = {k: v for k, v in cell.metadata.items() if k in ("tags",)}
-        if cell.cell_type == "code":
+        if cell.cell_type == "code" and not is_checked(cell):
+            # (checked cells keep their execution count: nbval skips a cell it thinks was never run)
             cell.execution_count = None
-            if not is_checked(cell):
-                cell.outputs = []
-            for output in cell.outputs:
-                if "execution_count" in output:
-                    output["execution_count"] = None
+            cell.outputs = []
     nb.metadata = {
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
         "language_info": {"name": "python"},
