@@ -16,8 +16,11 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install -r requirements.txt -e ".[test]"
 	touch $(STAMP)
 
+# Jupyter refuses to run as root (common in containers) unless told it may.
+LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: install  ## open the course in JupyterLab
-	$(BIN)/jupyter lab notebooks
+	$(BIN)/jupyter lab notebooks $(LAB_ARGS)
 
 test: install lint unit notebooks  ## everything CI runs
 
