@@ -6,31 +6,46 @@ Colab ships with a pip constraints file, so this can never upgrade them (ipywidg
 would break Colab's widget front end, a new torch would cost minutes and a restart).
 """
 
+from __future__ import annotations
+
 import subprocess
 import sys
 import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+REQUIREMENTS = Path(__file__).with_name("requirements.txt")
 KEEP = ["torch", "torchvision", "numpy", "matplotlib", "opencv-python", "opencv-python-headless",
         "ipywidgets", "pillow", "scikit-learn", "tqdm"]
 
 
-def main() -> None:
-    requirements = Path(__file__).with_name("requirements.txt")
-    wanted = [line for line in requirements.read_text().splitlines() if line.strip() and not line.startswith("#")]
-    if not wanted:
-        return
+def wanted(requirements: Path = REQUIREMENTS) -> list[str]:
+    """The requirement lines of ``requirements`` (comments and blank lines dropped)."""
+    lines = (line.split("#", 1)[0].strip() for line in requirements.read_text().splitlines())
+    return [line for line in lines if line]
+
+
+def constraints() -> list[str]:
+    """``name==version`` for every preinstalled package we must not change."""
     pins = []
     for name in KEEP:
         try:
             pins.append(f"{name}=={version(name)}")
         except PackageNotFoundError:
             pass
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as constraints:
-        constraints.write("\n".join(pins) + "\n")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", str(requirements), "-c", constraints.name],
-                   check=True)
+    return pins
+
+
+def pip_command(requirements: Path, constraints_file: Path) -> list[str]:
+    return [sys.executable, "-m", "pip", "install", "-q", "-r", str(requirements), "-c", str(constraints_file)]
+
+
+def main(requirements: Path = REQUIREMENTS) -> None:
+    if not wanted(requirements):
+        return  # nothing missing: no pip call at all
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        f.write("\n".join(constraints()) + "\n")
+    subprocess.run(pip_command(requirements, Path(f.name)), check=True)
 
 
 if __name__ == "__main__":
