@@ -45,7 +45,11 @@ def main(requirements: Path = REQUIREMENTS) -> None:
         return  # nothing missing: no pip call at all
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
         f.write("\n".join(constraints()) + "\n")
-    subprocess.run(pip_command(requirements, Path(f.name)), check=True)
+    result = subprocess.run(pip_command(requirements, Path(f.name)))
+    if result is not None and result.returncode != 0:
+        # Not fatal: only some sections need these; the lessons say so where they are used.
+        print(f"NOTE: could not install {', '.join(wanted(requirements))} (pip exit code {result.returncode}).\n"
+              "Everything else works; the ONNX export in lesson 07 will say what is missing.")
 
 
 if __name__ == "__main__":

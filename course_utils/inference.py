@@ -9,11 +9,17 @@ cannot into one ``BadImageError`` that names the file and the problem.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import statistics
+import time
+import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+from torch import nn
 
 MAX_PIXELS = 120_000_000   # above this, refuse: a "decompression bomb" or a photo far too big to need
 DECODE_SIZE = 1024         # JPEGs are decoded at a reduced scale when this is enough
@@ -107,3 +113,78 @@ def folder_files(folder: str | Path) -> list[Path]:
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder")
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+# --- Export: the same model, outside Python's PyTorch ------------------------------------------
+
+def export_torchscript(model: nn.Module, path: str | Path, image_size: int) -> Path:
+    """Save ``model`` as TorchScript (traced on one example batch) for ``torch.jit.load``.
+
+    TorchScript is deprecated in recent PyTorch in favour of ``torch.export``, but it is
+    still what many deployment tools read, and tracing shows the idea: record the
+    operations once, keep them without the Python code.
+    """
+    path = Path(path)
+    example = torch.rand(1, 3, image_size, image_size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # the deprecation notice, said above
+        traced = torch.jit.trace(model.cpu().eval(), example)
+        traced.save(str(path))
+    return path
+
+
+def export_onnx(model: nn.Module, path: str | Path, image_size: int) -> Path:
+    """Save ``model`` as one ONNX file whose batch size is free, readable by ONNX Runtime."""
+    path = Path(path)
+    example = torch.rand(1, 3, image_size, image_size)
+    model = model.cpu().eval()
+    try:  # the torch.export-based exporter (needs the onnxscript package)
+        batch = torch.export.Dim("batch", min=1, max=1024)
+        with contextlib.redirect_stdout(io.StringIO()):  # it narrates every step
+            torch.onnx.export(model, (example,), str(path), dynamo=True, external_data=False,
+                              input_names=["image"], output_names=["logits"], dynamic_shapes=({0: batch},))
+    except ImportError:  # older set-ups without onnxscript: the classic exporter
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(model, (example,), str(path), dynamo=False, input_names=["image"],
+                              output_names=["logits"], dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
+    return path
+
+
+def onnx_runner(path: str | Path):
+    """An ONNX Runtime session on the CPU, wrapped as ``run(batch_tensor) -> logits_tensor``."""
+    import onnxruntime as ort  # imported here: only the export part of the course needs it
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda batch: torch.from_numpy(session.run(None, {name: batch.cpu().numpy()})[0])
+
+
+def max_difference(a: torch.Tensor, b: torch.Tensor) -> float:
+    """The largest absolute difference between two outputs (e.g. PyTorch vs ONNX Runtime logits)."""
+    return (a.float().cpu() - b.float().cpu()).abs().max().item()
+
+
+# --- Latency: how long does one prediction take? -------------------------------------------------
+
+def measure_latency(run, batch: torch.Tensor, warmup: int = 3, repeats: int = 10) -> dict[str, float]:
+    """Time ``run(batch)``: median milliseconds per call and images per second.
+
+    The first calls are slower (memory allocation, kernel selection, caches), so ``warmup``
+    calls are made and thrown away. On a GPU the clock is read only after the GPU has
+    finished (``torch.cuda.synchronize``), otherwise we would time the launch, not the work.
+    """
+    cuda = batch.device.type == "cuda"
+    times = []
+    with torch.inference_mode():
+        for i in range(warmup + repeats):
+            if cuda:
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            run(batch)
+            if cuda:
+                torch.cuda.synchronize()
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+    median = statistics.median(times)
+    return {"median_ms": 1000 * median, "images_per_s": len(batch) / median}

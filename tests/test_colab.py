@@ -27,7 +27,7 @@ CONFIG = sync.load_config()
 @pytest.fixture
 def recorded(monkeypatch):
     calls = []
-    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append(cmd))
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append(cmd) or subprocess.CompletedProcess(cmd, 0))
     monkeypatch.setattr(os, "chdir", lambda path: calls.append(["chdir", path]))
     monkeypatch.setattr(sys, "path", list(sys.path))
     return calls
@@ -83,3 +83,11 @@ def test_colab_requirements_never_name_preinstalled_packages():
     names = {line.split("=")[0].split(">")[0].split("<")[0].strip().lower()
              for line in install.wanted()}
     assert not names & {k.lower() for k in install.KEEP}
+
+
+def test_failed_install_is_reported_not_fatal(tmp_path, monkeypatch, capsys):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("onnxruntime>=1.16\n")
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, 1))
+    install.main(requirements)
+    assert "could not install onnxruntime>=1.16" in capsys.readouterr().out
