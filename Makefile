@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install lab test unit notebooks lint sync clean
+.PHONY: install lab test unit notebooks lint sync browser-check clean
 
 install: $(STAMP)
 
@@ -36,6 +36,10 @@ notebooks: install  ## every notebook in quick mode under nbval, twice (a second
 
 sync: install  ## maintainers: rerun notebooks in quick mode, rewrite badges/set-up cells, strip unchecked outputs
 	COURSE_QUICK=1 $(BIN)/python colab/sync_notebooks.py --execute
+
+browser-check: install  ## maintainers: run lessons in JupyterLab in headless Chromium (needs chromium + chromium-driver)
+	$(BIN)/python -m pip install -q "selenium>=4.10"
+	$(BIN)/python tests/browser/check_lab.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
