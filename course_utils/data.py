@@ -48,6 +48,15 @@ def data_dir() -> Path:
     return path
 
 
+def samples_dir() -> Path:
+    """The small files shipped with the course (``data/samples/`` in the repository).
+
+    Unlike ``data_dir()`` this ignores ``COURSE_DATA``: the samples travel with the code.
+    Their sources and licences are listed in ``data/README.md``.
+    """
+    return Path(__file__).resolve().parent.parent / "data" / "samples"
+
+
 class DownloadError(RuntimeError):
     """A download failed. The message names the URL, the target path and the fix."""
 

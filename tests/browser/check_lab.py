@@ -104,12 +104,13 @@ def check_notebook(driver, port: int, name: str, out: Path, timeout: float) -> l
         problems.append(f"{name}: {len(widget_errors)} widgets failed to display")
     dropdowns = driver.find_elements(By.CSS_SELECTOR, ".jupyter-widgets select, .widget-dropdown select")
     if dropdowns:  # a live widget: change it and check the picture beside it changes
-        before = [i.get_attribute("src") for i in driver.find_elements(By.CSS_SELECTOR, ".jupyter-widgets img")]
+        pictures = "img.widget-image, .jupyter-widgets img"
+        before = [i.get_attribute("src") for i in driver.find_elements(By.CSS_SELECTOR, pictures)]
         select = Select(dropdowns[0])
-        choices = [o.text for o in select.options]
-        select.select_by_index(len(choices) - 1 if select.first_selected_option.text != choices[-1] else 0)
+        current = [o.text for o in select.options].index(select.first_selected_option.text)
+        select.select_by_index(1 if current == 0 else 0)  # another preset
         time.sleep(3)
-        after = [i.get_attribute("src") for i in driver.find_elements(By.CSS_SELECTOR, ".jupyter-widgets img")]
+        after = [i.get_attribute("src") for i in driver.find_elements(By.CSS_SELECTOR, pictures)]
         if before and before == after:
             problems.append(f"{name}: the widget's picture did not change when its dropdown did")
     driver.save_screenshot(str(out / f"{Path(name).stem}.png"))

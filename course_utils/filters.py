@@ -1,0 +1,462 @@
+"""Filters, convolution and pooling, written out in NumPy, and pictures of them.
+
+Lessons 2 and 3 build these ideas by hand in the notebook; this module keeps tested
+versions to reuse afterwards. Everything works on plain NumPy arrays:
+
+- an image is ``H x W`` (grey) or ``C x H x W`` (channels first, as PyTorch has it);
+- a kernel (filter) is ``kh x kw``, or ``C x kh x kw`` for a ``C``-channel image.
+
+Like ``torch.nn.functional.conv2d`` and ``cv2.filter2D``, ``conv2d`` computes a
+*cross-correlation*: the kernel slides over the image without being flipped. A true
+mathematical convolution flips the kernel first; that is ``convolve2d``. For learned
+filters the difference does not matter (the network learns the flipped filter instead).
+
+Contents, top to bottom: the output-size formula, zero padding, convolution (loops,
+then vectorised), pooling, a few classic kernels, and a few plotting helpers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+IntPair = int | tuple[int, int]
+
+
+def _pair(value: IntPair, name: str, minimum: int) -> tuple[int, int]:
+    """``3`` -> ``(3, 3)``; ``(3, 5)`` stays; anything below ``minimum`` is an error."""
+    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(pair) != 2 or any(int(v) != v or v < minimum for v in pair):
+        raise ValueError(f"{name} must be an integer >= {minimum} or a pair of them, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+# --- the output-size formula -------------------------------------------------------------
+
+
+def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
+    """How many positions a window of ``kernel`` pixels takes along one side of ``size`` pixels.
+
+    ``floor((size + 2 * padding - kernel) / stride) + 1``: pad both ends, count how many
+    steps of ``stride`` fit before the window runs off the end. The same formula gives
+    the output size of pooling. Call it once for the height and once for the width.
+    """
+    if size < 1 or kernel < 1 or stride < 1 or padding < 0:
+        raise ValueError(f"need size, kernel, stride >= 1 and padding >= 0; got {size=}, {kernel=}, "
+                         f"{stride=}, {padding=}")
+    if size + 2 * padding < kernel:
+        raise ValueError(f"a window of {kernel} does not fit in {size} pixels padded by {padding} on each side")
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+# --- zero padding --------------------------------------------------------------------------
+
+
+def zero_pad(image: np.ndarray, padding: IntPair) -> np.ndarray:
+    """Surround the last two axes (height, width) with ``padding`` rows/columns of zeros.
+
+    ``padding`` is one number for all sides, or ``(rows, columns)``: rows go above and
+    below, columns left and right. Padding lets the filter reach the border pixels, so
+    the output can keep the input's size.
+    """
+    ph, pw = _pair(padding, "padding", 0)
+    widths = [(0, 0)] * (image.ndim - 2) + [(ph, ph), (pw, pw)]
+    return np.pad(image, widths, mode="constant", constant_values=0)
+
+
+def _check_fits(height: int, width: int, kh: int, kw: int, padding: tuple[int, int]) -> None:
+    if height + 2 * padding[0] < kh or width + 2 * padding[1] < kw:
+        raise ValueError(f"a {kh}x{kw} kernel does not fit in a {height}x{width} image padded by {padding}: "
+                         "use a smaller kernel or more padding")
+
+
+# --- convolution ---------------------------------------------------------------------------
+
+
+def conv2d_loops(image: np.ndarray, kernel: np.ndarray, stride: IntPair = 1, padding: IntPair = 0) -> np.ndarray:
+    """Slide a ``kh x kw`` kernel over an ``H x W`` image, the slow and obvious way.
+
+    At each position the kernel covers a patch of the image (its *receptive field*);
+    multiply them element by element and add everything up: that is one output pixel.
+    Then move ``stride`` pixels right, and ``stride`` pixels down at the end of a row.
+    Returns a float array of shape ``conv_output_size(...)`` along each side.
+    """
+    image, kernel = np.asarray(image, dtype=np.float64), np.asarray(kernel, dtype=np.float64)
+    if image.ndim != 2 or kernel.ndim != 2:
+        raise ValueError(f"conv2d_loops takes a 2-D image and a 2-D kernel, got shapes {image.shape} and "
+                         f"{kernel.shape}; use conv2d for channels")
+    sh, sw = _pair(stride, "stride", 1)
+    ph, pw = _pair(padding, "padding", 0)
+    kh, kw = kernel.shape
+    _check_fits(*image.shape, kh, kw, (ph, pw))
+    padded = zero_pad(image, (ph, pw))
+    out_h = conv_output_size(image.shape[0], kh, sh, ph)
+    out_w = conv_output_size(image.shape[1], kw, sw, pw)
+    out = np.zeros((out_h, out_w))
+    for i in range(out_h):
+        for j in range(out_w):
+            patch = padded[i * sh: i * sh + kh, j * sw: j * sw + kw]  # the receptive field
+            out[i, j] = np.sum(patch * kernel)
+    return out
+
+
+def conv2d(image: np.ndarray, kernels: np.ndarray, stride: IntPair = 1, padding: IntPair = 0) -> np.ndarray:
+    """The same sliding multiply-and-add as ``conv2d_loops``, for channels and many filters at once.
+
+    Shapes (the kernel has one axis more than the image when it is a bank of filters):
+
+    - image ``H x W``,       kernel ``kh x kw``          -> ``H' x W'``
+    - image ``H x W``,       kernels ``F x kh x kw``     -> ``F x H' x W'``
+    - image ``C x H x W``,   kernel ``C x kh x kw``      -> ``H' x W'`` (a filter is as deep as the image)
+    - image ``C x H x W``,   kernels ``F x C x kh x kw`` -> ``F x H' x W'`` (one feature map per filter)
+
+    Instead of looping, ``sliding_window_view`` lists every receptive field (without
+    copying) and one ``einsum`` multiplies and sums them all.
+    """
+    image, kernels = np.asarray(image, dtype=np.float64), np.asarray(kernels, dtype=np.float64)
+    if image.ndim not in (2, 3) or kernels.ndim not in (image.ndim, image.ndim + 1):
+        raise ValueError(f"image must be HxW or CxHxW and the kernel as deep as the image (one more axis for "
+                         f"a bank of filters); got image {image.shape}, kernel {kernels.shape}")
+    one_filter = kernels.ndim == image.ndim
+    x = image if image.ndim == 3 else image[None]  # C x H x W
+    k = kernels[None] if one_filter else kernels
+    k = k if image.ndim == 3 else k[:, None]  # F x C x kh x kw
+    if k.shape[1] != x.shape[0]:
+        raise ValueError(f"the image has {x.shape[0]} channels but the filters have depth {k.shape[1]}: "
+                         "a filter must be as deep as its input")
+    sh, sw = _pair(stride, "stride", 1)
+    ph, pw = _pair(padding, "padding", 0)
+    kh, kw = k.shape[2:]
+    _check_fits(x.shape[1], x.shape[2], kh, kw, (ph, pw))
+    windows = sliding_window_view(zero_pad(x, (ph, pw)), (kh, kw), axis=(1, 2))  # C x H' x W' x kh x kw
+    windows = windows[:, ::sh, ::sw]
+    out = np.einsum("chwij,fcij->fhw", windows, k, optimize=True)
+    return out[0] if one_filter else out
+
+
+def convolve2d(image: np.ndarray, kernel: np.ndarray, stride: IntPair = 1, padding: IntPair = 0) -> np.ndarray:
+    """A true (mathematical) convolution: flip the kernel upside down and left to right, then ``conv2d``.
+
+    Filtering an image that is zero except for one pixel of 1 shows the difference:
+    ``convolve2d`` stamps a copy of the kernel there, ``conv2d`` a flipped copy.
+    """
+    kernel = np.asarray(kernel)
+    return conv2d(image, kernel[..., ::-1, ::-1], stride=stride, padding=padding)
+
+
+def filter_image(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Filter a photo with an odd-sized 2-D kernel and keep its size (zero padding).
+
+    Works on grey ``H x W`` and colour ``H x W x 3`` arrays as loaded by OpenCV (each colour
+    channel is filtered on its own). Returns floats: the result may be negative or above
+    255, and how to draw it depends on the kernel (see ``show_filtered``).
+    """
+    image, kernel = np.asarray(image, dtype=np.float64), np.asarray(kernel, dtype=np.float64)
+    if kernel.ndim != 2 or kernel.shape[0] % 2 == 0 or kernel.shape[1] % 2 == 0:
+        raise ValueError(f"filter_image needs a 2-D kernel with odd sides (3x3, 5x5, ...) so that it has a "
+                         f"centre pixel; got shape {kernel.shape}")
+    padding = (kernel.shape[0] // 2, kernel.shape[1] // 2)
+    if image.ndim == 2:
+        return conv2d(image, kernel, padding=padding)
+    if image.ndim == 3:
+        channels = image.transpose(2, 0, 1)  # H x W x C -> C x H x W
+        return np.stack([conv2d(c, kernel, padding=padding) for c in channels], axis=-1)
+    raise ValueError(f"expected a grey H x W or colour H x W x C image, got shape {image.shape}")
+
+
+# --- pooling -------------------------------------------------------------------------------
+
+POOL_MODES = ("max", "avg", "sum")
+
+
+def pool2d(
+    x: np.ndarray,
+    size: IntPair = 2,
+    stride: IntPair | None = None,
+    mode: str = "max",
+    padding: IntPair = 0,
+) -> np.ndarray:
+    """Summarise each ``size x size`` window of a feature map by one number.
+
+    ``mode`` is ``"max"`` (keep the strongest response), ``"avg"`` (the mean) or ``"sum"``.
+    ``stride`` defaults to ``size``: windows side by side, not overlapping, so a 2x2
+    pool keeps one number in four. ``x`` is ``H x W`` or ``C x H x W`` (each channel on its
+    own). Padding, as in PyTorch, counts as minus infinity for max and as zeros for
+    avg/sum (and may be at most half the window). Leftover rows/columns that do not fill
+    a whole window are dropped, as PyTorch does.
+    """
+    if mode not in POOL_MODES:
+        raise ValueError(f"mode must be one of {POOL_MODES}, got {mode!r}")
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim not in (2, 3):
+        raise ValueError(f"pool2d takes H x W or C x H x W, got shape {x.shape}")
+    kh, kw = _pair(size, "size", 1)
+    sh, sw = _pair(size if stride is None else stride, "stride", 1)
+    ph, pw = _pair(padding, "padding", 0)
+    if 2 * ph > kh or 2 * pw > kw:
+        raise ValueError(f"padding {(ph, pw)} is more than half the window {(kh, kw)}: a window could then hold "
+                         "only padding")
+    _check_fits(x.shape[-2], x.shape[-1], kh, kw, (ph, pw))
+    fill = -np.inf if mode == "max" else 0.0
+    widths = [(0, 0)] * (x.ndim - 2) + [(ph, ph), (pw, pw)]
+    padded = np.pad(x, widths, mode="constant", constant_values=fill)
+    windows = sliding_window_view(padded, (kh, kw), axis=(-2, -1))[..., ::sh, ::sw, :, :]
+    reduce = {"max": np.max, "avg": np.mean, "sum": np.sum}[mode]
+    return reduce(windows, axis=(-2, -1))
+
+
+# --- classic kernels ---------------------------------------------------------------------
+
+SOBEL_X = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=np.float64)
+"""Responds to brightness growing from left to right (vertical edges). Its weights add up to 0."""
+
+SOBEL_Y = SOBEL_X.T.copy()
+"""Responds to brightness growing from top to bottom (horizontal edges)."""
+
+SOBEL_X_TYPO = np.array([[-1, 0, 1], [-2, 0, 2], [1, 2, 1]], dtype=np.float64)
+"""A *wrong* Sobel x that circulates in articles: the bottom row should be ``[-1, 0, 1]``.
+
+Its weights add up to 4, so it adds four times the local brightness to the edge
+response, and its bottom row also reacts to horizontal edges. Kept to show the bug.
+"""
+
+PRESETS: dict[str, np.ndarray] = {
+    "identity": np.array([[0, 0, 0], [0, 1, 0], [0, 0, 0]], dtype=np.float64),
+    "box blur": np.full((3, 3), 1 / 9),
+    "gaussian blur": np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], dtype=np.float64) / 16,
+    "sharpen": np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]], dtype=np.float64),
+    "sobel x": SOBEL_X,
+    "sobel y": SOBEL_Y,
+    "laplacian (edges)": np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], dtype=np.float64),
+    "wrong sobel x (typo)": SOBEL_X_TYPO,
+}
+"""Named 3x3 kernels for the lessons and the kernel explorer (``get_kernel`` returns copies)."""
+
+for _kernel in PRESETS.values():
+    _kernel.flags.writeable = False  # shared by everyone who imports them: edit a copy instead
+
+
+def get_kernel(name: str) -> np.ndarray:
+    """A copy of the preset kernel called ``name`` (see ``PRESETS``)."""
+    if name not in PRESETS:
+        raise KeyError(f"no kernel preset called {name!r}; choose one of {sorted(PRESETS)}")
+    return PRESETS[name].copy()
+
+
+def kernel_kind(kernel: np.ndarray) -> str:
+    """What the sum of a kernel's weights says about it.
+
+    - ``"smoothing"``: the weights add up to 1, so a flat patch keeps its brightness
+      (identity, blurs, sharpen);
+    - ``"edge"``: they add up to 0, so a flat patch gives 0 and only *changes* show (Sobel, Laplacian);
+    - ``"other"``: anything else (for example the typo Sobel, which adds up to 4).
+    """
+    total = float(np.sum(kernel))
+    if np.isclose(total, 1.0):
+        return "smoothing"
+    if np.isclose(total, 0.0, atol=1e-9):
+        return "edge"
+    return "other"
+
+
+def edge_filter_bank() -> np.ndarray:
+    """Four hand-made 4x4 edge filters, shape ``4 x 4 x 4`` (filter, row, column).
+
+    The base filter is -1 on its left half and +1 on its right half: it answers
+    "is it brighter on the right than on the left?", a vertical edge. The others are its
+    negative (brighter on the left), its transpose (brighter below: a horizontal edge) and
+    the transpose's negative (brighter above). Lesson 2 builds them step by step.
+    """
+    base = np.array([[-1, -1, 1, 1]] * 4, dtype=np.float64)
+    return np.stack([base, -base, base.T, -base.T])
+
+
+EDGE_FILTER_NAMES = ("dark -> bright (left to right)", "bright -> dark (left to right)",
+                     "dark -> bright (top to bottom)", "bright -> dark (top to bottom)")
+"""Titles for the four filters of ``edge_filter_bank``, in order."""
+
+
+# --- pictures ------------------------------------------------------------------------------
+
+
+def _grid(count: int, ncols: int, size: float, extra_height: float = 0.0):
+    ncols = max(1, min(ncols, count))
+    nrows = -(-count // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + extra_height), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    return fig, axes.flat
+
+
+def _number(value: float) -> str:
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.2f}"
+
+
+def draw_array(ax: plt.Axes, array: np.ndarray, title: str | None = None, cmap: str = "gray",
+               signed: bool = False) -> None:
+    """Draw a small 2-D array as coloured cells with each number written in its cell (up to 16 x 16).
+
+    For looking at images, kernels and feature maps number by number. ``signed=True``
+    centres a red-white-blue scale on zero (positive red, negative blue); otherwise
+    ``cmap`` runs from the smallest value to the largest.
+    """
+    array = np.asarray(array, dtype=np.float64)
+    if array.ndim != 2:
+        raise ValueError(f"draw_array draws 2-D arrays, got shape {array.shape}")
+    if signed:
+        limit = float(np.abs(array).max()) or 1.0
+        low, high, cmap = -limit, limit, "RdBu_r"
+    else:
+        low, high = float(array.min()), float(array.max())
+        high = high if high > low else low + 1.0
+    shown = ax.imshow(array, cmap=cmap, vmin=low, vmax=high, interpolation="nearest")
+    if max(array.shape) <= 16:
+        for (r, c), value in np.ndenumerate(array):
+            # dark text on light cells, light text on dark ones
+            red, green, blue, _ = shown.cmap(shown.norm(value))
+            colour = "black" if 0.299 * red + 0.587 * green + 0.114 * blue > 0.5 else "white"
+            ax.text(c, r, _number(value), ha="center", va="center", fontsize=9, color=colour)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+def draw_kernel(ax: plt.Axes, kernel: np.ndarray, title: str | None = None, annotate: bool = True) -> None:
+    """Draw one kernel on ``ax``: a 2-D kernel as coloured cells with its numbers, a 3-channel one in colour.
+
+    In a 2-D kernel, positive weights are red, negative blue and zero white, on a scale
+    centred on zero. A ``3 x kh x kw`` kernel (for example a colour network's first layer)
+    is stretched to 0..1 and shown as a tiny RGB picture.
+    """
+    kernel = np.asarray(kernel, dtype=np.float64)
+    ax.axis("off")
+    if kernel.ndim == 3 and kernel.shape[0] == 3:
+        low, high = kernel.min(), kernel.max()
+        rgb = ((kernel - low) / (high - low + 1e-12)).transpose(1, 2, 0)  # 3 x kh x kw -> kh x kw x 3
+        ax.imshow(rgb, interpolation="nearest")
+    elif kernel.ndim == 2 and annotate and max(kernel.shape) <= 7:
+        draw_array(ax, kernel, signed=True)
+        ax.axis("off")
+    elif kernel.ndim == 2:
+        limit = float(np.abs(kernel).max()) or 1.0
+        ax.imshow(kernel, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+    else:
+        raise ValueError(f"draw_kernel draws kh x kw or 3 x kh x kw kernels, got shape {kernel.shape}")
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+def show_kernels(
+    kernels: Sequence[np.ndarray] | np.ndarray,
+    titles: Sequence[str] | None = None,
+    ncols: int = 4,
+    size: float = 2.0,
+    annotate: bool = True,
+    suptitle: str | None = None,
+) -> plt.Figure:
+    """Draw several kernels in a grid (see ``draw_kernel``): weights as colours, and as numbers when small."""
+    kernels = [np.asarray(k) for k in kernels]
+    if titles is not None and len(titles) != len(kernels):
+        raise ValueError(f"got {len(kernels)} kernels but {len(titles)} titles")
+    fig, axes = _grid(len(kernels), ncols, size, 0.4 if suptitle else 0.0)
+    for i, (ax, kernel) in enumerate(zip(axes, kernels)):
+        draw_kernel(ax, kernel, titles[i] if titles else None, annotate)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def _colour_range(values: np.ndarray, signed: bool, robust: bool) -> tuple[float, float]:
+    """Colour-scale limits: the full range, or (``robust``) the 0.5th-99.5th percentile range.
+
+    A few extreme pixels (often the zero-padded border) can otherwise wash out everything
+    else; a robust scale lets those few saturate instead.
+    """
+    if signed:
+        limit = float(np.percentile(np.abs(values), 99.5) if robust else np.abs(values).max()) or 1.0
+        return -limit, limit
+    low, high = (np.percentile(values, [0.5, 99.5]) if robust else (values.min(), values.max()))
+    return float(low), float(high) if high > low else float(low) + 1.0
+
+
+def show_feature_maps(
+    maps: Sequence[np.ndarray] | np.ndarray,
+    titles: Sequence[str] | None = None,
+    ncols: int = 4,
+    size: float = 3.0,
+    signed: bool = False,
+    robust: bool = False,
+    suptitle: str | None = None,
+) -> plt.Figure:
+    """Draw feature maps (2-D arrays or tensors) in a grid, each with a colour bar of its values.
+
+    ``signed=False`` draws each map in grey from its smallest (black) to its largest value
+    (white). ``signed=True`` centres a red-white-blue scale on zero: positive responses
+    red, negative blue, zero white, which shows at a glance what ReLU removes.
+    ``robust=True`` lets the most extreme 0.5% of values saturate, so faint structure shows.
+    ``size`` is the width of one map in inches; the height follows the maps' shape.
+    """
+    maps = [np.asarray(m.detach().cpu() if hasattr(m, "detach") else m, dtype=np.float64).squeeze() for m in maps]
+    if any(m.ndim != 2 for m in maps):
+        raise ValueError(f"feature maps must be 2-D, got shapes {[m.shape for m in maps]}")
+    if titles is not None and len(titles) != len(maps):
+        raise ValueError(f"got {len(maps)} maps but {len(titles)} titles")
+    aspect = max(m.shape[0] / m.shape[1] for m in maps)  # height / width
+    ncols = max(1, min(ncols, len(maps)))
+    nrows = -(-len(maps) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, squeeze=False,
+                             figsize=(1.3 * size * ncols, (size * aspect + 0.6) * nrows + (0.4 if suptitle else 0)))
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, (ax, fmap) in enumerate(zip(axes.flat, maps)):
+        low, high = _colour_range(fmap, signed, robust)
+        shown = ax.imshow(fmap, cmap="RdBu_r" if signed else "gray", vmin=low, vmax=high)
+        fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04, shrink=min(1.0, 1.2 * fmap.shape[0] / fmap.shape[1]))
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=9)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def draw_filtered(ax: plt.Axes, result: np.ndarray, kernel: np.ndarray) -> plt.cm.ScalarMappable:
+    """Draw a filtered grey image the way its kernel calls for (see ``kernel_kind``).
+
+    Smoothing kernels keep brightness, so the result is clipped to 0..255 and drawn in
+    grey. Edge kernels give signed answers centred on 0: red-white-blue. Anything else is
+    drawn in grey from its own smallest to largest value. Edge and other results use a
+    robust scale (the most extreme 0.5% saturate): the zero-padded border alone would
+    otherwise set the scale and wash out the picture.
+    """
+    kind = kernel_kind(kernel)
+    if kind == "smoothing":
+        return ax.imshow(np.clip(result, 0, 255), cmap="gray", vmin=0, vmax=255)
+    low, high = _colour_range(result, signed=kind == "edge", robust=True)
+    return ax.imshow(result, cmap="RdBu_r" if kind == "edge" else "gray", vmin=low, vmax=high)
+
+
+def show_filtered(image: np.ndarray, kernel: np.ndarray, title: str | None = None) -> plt.Figure:
+    """One row: the grey input, the kernel with its numbers, and the filtered result with a colour bar."""
+    image = np.asarray(image, dtype=np.float64)
+    if image.ndim != 2:
+        raise ValueError(f"show_filtered takes a grey H x W image, got shape {image.shape}")
+    result = filter_image(image, kernel)
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), gridspec_kw={"width_ratios": [4, 1.8, 4.8]})
+    axes[0].imshow(image, cmap="gray", vmin=0, vmax=255)
+    axes[0].set_title(f"input ({image.shape[0]} x {image.shape[1]})", fontsize=10)
+    axes[0].axis("off")
+    draw_kernel(axes[1], kernel, f"kernel\n(weights add up to {np.sum(kernel):.3g})")
+    shown = draw_filtered(axes[2], result, kernel)
+    axes[2].set_title(f"output ({kernel_kind(kernel)} kernel)", fontsize=10)
+    axes[2].axis("off")
+    fig.colorbar(shown, ax=axes[2], fraction=0.046, pad=0.04)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
