@@ -673,3 +673,52 @@ def pets_test_loader(task: str = "binary", size: int | None = None, batch_size: 
     device = pick_device() if device is None else device
     test_ds = pets_test_dataset(task, size, quick, pretrained_norm)
     return DataLoader(test_ds, batch_size=batch_size, **loader_kwargs(device, train=False, quick=quick))
+
+
+# --- One call: train and save a pets classifier ----------------------------------------------------
+
+def checkpoint_path(task: str = "breeds", quick: bool | None = None) -> Path:
+    """Where lesson 6 saves, and lesson 7 looks for, the pets classifier of ``task``.
+
+    Quick-mode models get their own file, so a quick run never overwrites a real model.
+    """
+    quick = is_quick() if quick is None else quick
+    return data_dir() / "models" / f"pets_{task}_{'quick' if quick else 'full'}.pt"
+
+
+def train_pets_model(task: str = "breeds", quick: bool | None = None, epochs: int | None = None,
+                     arch: str | None = None, device: torch.device | str | None = None,
+                     path: Path | None = None) -> Path:
+    """Lesson 6's recipe in one call: train a ResNet on the pets, save the best epoch, return the path.
+
+    Full mode fine-tunes an ImageNet-pretrained ResNet-34 at 224 px (a few minutes on a GPU);
+    quick mode trains a small ResNet-18 from scratch on the cartoon pets for a few seconds (it
+    learns something, not much). Lesson 7 calls this when it finds no saved model, e.g. on a
+    fresh Colab runtime. The checkpoint format is described in ``course_utils.checkpoint``.
+    """
+    from course_utils.checkpoint import Checkpoint, save_checkpoint  # here: only this recipe needs them
+    from course_utils.models import build_resnet
+    from course_utils.training import error_rate, fine_tune, fit
+
+    quick = is_quick() if quick is None else quick
+    device = pick_device() if device is None else torch.device(device)
+    arch = arch or ("resnet18" if quick else "resnet34")
+    epochs = epochs or (8 if quick else 4)
+    size = QUICK_SIZE if quick else FULL_SIZE
+    train_dl, valid_dl, names = pets_dataloaders(task, size, batch_size=32 if quick else 64, quick=quick,
+                                                 pretrained_norm=True, device=device)
+    model, pretrained = build_resnet(arch, pretrained=not quick, num_classes=len(names))
+    loss_fn = torch.nn.CrossEntropyLoss()
+    settings = {"metrics": {"error_rate": error_rate}, "device": device, "keep_best": True}
+    if pretrained:
+        history = fine_tune(model, train_dl, valid_dl, loss_fn, epochs, **settings)[-1]
+    else:  # nothing to preserve in a random body: train everything from the start
+        history = fit(model, train_dl, valid_dl, loss_fn, epochs, lr=1e-3, **settings)
+    if history is not None and history.best_state is not None:
+        model.load_state_dict(history.best_state)
+    best = history.rows[history.best_epoch - 1] if history is not None and history.best_epoch else {}
+    info = {"task": task, "quick": quick, "pretrained": pretrained, "epochs": epochs,
+            "best_epoch": best.get("epoch", 0), "valid_error_rate": float(best.get("error_rate", float("nan")))}
+    mean, std = norm_stats(True)
+    return save_checkpoint(path or checkpoint_path(task, quick), model,
+                           Checkpoint(arch, names, size, mean, std, info))

@@ -620,3 +620,46 @@ def fit(
             table.update(history)
     model.eval()
     return history
+
+
+# ---------------------------------------------------------------------------------------------
+# 9. fine_tune: transfer learning in two phases
+# ---------------------------------------------------------------------------------------------
+
+
+def fine_tune(
+    model: nn.Module,
+    train_loader: Iterable,
+    valid_loader: Iterable | None,
+    loss_fn: Callable,
+    epochs: int,
+    base_lr: float = 2e-3,
+    *,
+    freeze_epochs: int = 1,
+    lr_mult: float = 100.0,
+    groups: Sequence[nn.Module] | None = None,
+    **fit_kwargs,
+) -> tuple[History, History | None]:
+    """Adapt a pretrained model to a new task: first the new head alone, then everything.
+
+    1. **Frozen**: only the head (and normalisation layers) train, for ``freeze_epochs`` at
+       ``base_lr``. The random new head learns to use the pretrained features without its
+       large early errors wrecking them.
+    2. **Unfrozen**: every layer trains for ``epochs``, at half the rate, spread over the layer
+       groups from ``base_lr / 2 / lr_mult`` (early layers: general features, barely changed)
+       to ``base_lr / 2`` (the head).
+
+    These are fastai's defaults, including the one-cycle shapes of each phase (a long warm-up
+    while frozen, ``pct_start=0.3`` and ``div=5`` after). Other keyword arguments go to ``fit``.
+    Returns both histories (the second is ``None`` if the first phase was interrupted).
+    """
+    freeze(model, groups)
+    frozen = fit(model, train_loader, valid_loader, loss_fn, freeze_epochs, lr=base_lr,
+                 pct_start=0.99, groups=groups, **fit_kwargs)
+    if frozen.interrupted:
+        return frozen, None
+    unfreeze(model)
+    lr = base_lr / 2
+    unfrozen = fit(model, train_loader, valid_loader, loss_fn, epochs, lr=slice(lr / lr_mult, lr),
+                   pct_start=0.3, div=5.0, groups=groups, **fit_kwargs)
+    return frozen, unfrozen
