@@ -5,14 +5,18 @@ Widgets need a Jupyter front end to be seen, so every function here first draws 
 ordinary figure: in a plain terminal, in a test run, or in a notebook viewer that
 cannot show widgets, that figure is what the learner gets.
 
-The kernel explorer: pick a preset 3x3 kernel (or type your own nine numbers) and see
-the filtered photo change.
+The kernel explorer (lesson 2): pick a preset 3x3 kernel (or type your own nine numbers)
+and see the filtered photo change. The upload classifier (lesson 7): upload a photo and see
+what a trained model makes of it.
 """
 
 from __future__ import annotations
 
+import html
 import io
-from typing import NamedTuple
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
@@ -20,6 +24,11 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from course_utils.filters import PRESETS, draw_filtered, filter_image, kernel_kind, show_filtered
+
+if TYPE_CHECKING:  # imported inside the functions below, so that lesson 2 need not load torchvision
+    from PIL.Image import Image as PILImage
+
+    from course_utils.inference import Predictor
 
 CUSTOM = "(your own)"
 """The dropdown's entry once a number has been edited by hand."""
@@ -196,3 +205,115 @@ def kernel_explorer(
     explorer = build_kernel_explorer(image, preset, presets)
     display(explorer.ui)
     return explorer
+
+
+# --- The photo-upload classifier (lesson 7) ------------------------------------------------------
+
+UPLOAD_HINT = "Choose a photo (JPEG, PNG, WebP, GIF or BMP) with the button above."
+
+
+def uploaded_files(value) -> list[tuple[str, bytes]]:
+    """``(file name, file bytes)`` for each file in a ``FileUpload`` widget's ``value``.
+
+    The two ipywidgets versions store uploads differently:
+
+    - ipywidgets 7 (Colab): a dict ``{name: {"content": bytes, "metadata": {...}}}``;
+    - ipywidgets 8 (JupyterLab 4): a tuple of dicts ``{"name", "type", "size", "content", ...}``
+      whose ``content`` is a ``memoryview``.
+    """
+    if isinstance(value, dict):
+        return [(name, bytes(item["content"])) for name, item in value.items()]
+    return [(item["name"], bytes(item["content"])) for item in value]
+
+
+def prediction_png(predictor: Predictor, image: PILImage, name: str, k: int = 5, dpi: int = 72) -> tuple[bytes, str]:
+    """Classify a loaded photo; return its picture-and-chart as PNG bytes, and a one-line answer.
+
+    Drawn on a bare matplotlib ``Figure`` so nothing is shown twice and no figure stays open.
+    """
+    from course_utils.inference import prediction_figure
+
+    label, probability, probs = predictor.predict(image)
+    fig = prediction_figure(image, probs, predictor.class_names, k, title=f"{name}: {label} ({probability:.0%})",
+                            fig=Figure(figsize=(9, 3.2)))
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return buffer.getvalue(), f"<b>{html.escape(name)}</b>: {html.escape(label)} ({probability:.1%})"
+
+
+class UploadClassifier(NamedTuple):
+    """The parts of an upload classifier; ``ui`` is the box to display.
+
+    ``classify(value)`` is what runs when a photo arrives: it takes a ``FileUpload`` value in
+    either ipywidgets format, so tests can call it without a browser.
+    """
+
+    ui: widgets.VBox
+    upload: widgets.FileUpload
+    picture: widgets.Image
+    message: widgets.HTML
+    classify: Callable[[object], None]
+
+
+def build_upload_classifier(predictor: Predictor, k: int = 5) -> UploadClassifier:
+    """Make an upload button, a message line and a picture that show an uploaded photo's top-``k``.
+
+    A file that is not a usable picture gives a message in the widget (a traceback inside a
+    widget callback would only reach JupyterLab's log, where a learner never looks).
+    Nothing is displayed here (see ``upload_classifier``).
+    """
+    from course_utils.inference import BadImageError, load_image
+
+    upload = widgets.FileUpload(accept="image/*", multiple=False, description="Upload a photo",
+                                layout=widgets.Layout(width="auto"))
+    picture = widgets.Image(format="png")
+    message = widgets.HTML(UPLOAD_HINT)
+
+    def classify(value) -> None:
+        files = uploaded_files(value)
+        if not files:  # the value was cleared
+            return
+        name, data = files[-1]
+        try:
+            png, answer = prediction_png(predictor, load_image(data, name=name), name, k)
+        except BadImageError as e:
+            picture.value = b""
+            message.value = (f"Could not use <b>{html.escape(name)}</b>: {html.escape(e.reason)}. "
+                             f"{UPLOAD_HINT}")
+            return
+        except Exception as e:  # anything else: say it where the learner is looking
+            picture.value = b""
+            message.value = f"Something went wrong with <b>{html.escape(name)}</b>: {html.escape(repr(e))}"
+            return
+        picture.value = png
+        message.value = answer
+
+    upload.observe(lambda change: classify(change["new"]), names="value")
+    ui = widgets.VBox([upload, message, picture])
+    return UploadClassifier(ui, upload, picture, message, classify)
+
+
+def upload_classifier(predictor: Predictor, sample: str | Path, k: int = 5) -> UploadClassifier | None:
+    """Classify your own photo, interactively when possible.
+
+    Always shows ``sample`` classified first, as an ordinary figure: that is what a terminal,
+    a test run or a notebook viewer gets. Inside a Jupyter kernel the upload controls follow
+    and are returned; elsewhere it says why there are none and returns ``None``.
+    """
+    from course_utils.inference import load_image, prediction_figure
+
+    photo = load_image(sample)
+    label, probability, probs = predictor.predict(photo)
+    fig = prediction_figure(photo, probs, predictor.class_names, k,
+                            title=f"Example: {Path(sample).name}: {label} ({probability:.0%}) (static picture)")
+    if not in_jupyter_kernel():
+        print("No Jupyter kernel here, so no upload button: the figure shows the example photo. "
+              "Run this in Jupyter or Colab to classify your own.")
+        return None
+    from IPython.display import display
+
+    display(fig)
+    plt.close(fig)  # already shown
+    classifier = build_upload_classifier(predictor, k)
+    display(classifier.ui)
+    return classifier

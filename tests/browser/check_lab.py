@@ -3,8 +3,10 @@
 For each notebook given, this starts JupyterLab in quick mode, opens the notebook, runs
 all cells from the Run menu, waits for the kernel, and then checks what a learner sees:
 no error output, every figure rendered, and (where the lesson has widgets) that the
-widgets were drawn by the front end and respond to input. A screenshot of each notebook
-is written to the output folder.
+widgets were drawn by the front end and respond to input: a dropdown is changed and its
+picture must change; a photo-upload button is given data/samples/chelsea.png through its
+file input and an answer must appear. A screenshot of each notebook is written to the
+output folder.
 
     make browser-check                      # all lessons, screenshots in .browser-check/
     .venv/bin/python tests/browser/check_lab.py notebooks/02_cnn_filters.ipynb --out /tmp/shots
@@ -25,12 +27,14 @@ import time
 from pathlib import Path
 
 from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "browser-check"
+SAMPLE_PHOTO = ROOT / "data" / "samples" / "chelsea.png"
 
 
 def free_port() -> int:
@@ -86,6 +90,55 @@ def run_all(driver, timeout: float) -> None:
     WebDriverWait(driver, timeout, poll_frequency=1).until(finished)
 
 
+# ipywidgets' upload button clicks an <input type="file"> that is not in the page, which opens the
+# browser's file dialog. This makes such a click attach the input to the page instead, where
+# WebDriver can type a file's path into it, as if the learner had picked that file.
+CATCH_FILE_INPUT = """
+const click = HTMLInputElement.prototype.click;
+HTMLInputElement.prototype.click = function () {
+    if (this.type === 'file' && !this.isConnected) {
+        this.classList.add('browser-check-file-input');
+        document.body.appendChild(this);
+        return;
+    }
+    return click.call(this);
+};
+"""
+
+
+def check_upload(driver, name: str, button) -> list[str]:
+    """Give an upload widget the sample photo, as a learner picking a file would, and wait for its answer.
+
+    The answer must appear in the widget's own box: a message naming the file (not an error
+    message) and a picture that the browser has drawn.
+    """
+    box = button.find_element(By.XPATH, "./ancestor::div[contains(@class, 'widget-vbox')][1]")
+    driver.execute_script(CATCH_FILE_INPUT)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click()", button)
+    try:
+        file_input = WebDriverWait(driver, 10).until(
+            lambda d: d.find_element(By.CSS_SELECTOR, "input.browser-check-file-input"))
+    except TimeoutException:
+        return [f"{name}: clicking the upload button did not ask for a file"]
+    file_input.send_keys(str(SAMPLE_PHOTO))
+
+    def answered(_) -> bool:
+        text = box.text
+        pictures = box.find_elements(By.CSS_SELECTOR, "img")
+        drawn = any(driver.execute_script("return arguments[0].naturalWidth > 0", p) for p in pictures)
+        return SAMPLE_PHOTO.name in text and drawn
+
+    try:
+        WebDriverWait(driver, 60, poll_frequency=1).until(answered)
+    except TimeoutException:
+        return [f"{name}: no answer appeared after uploading {SAMPLE_PHOTO.name} (widget says: {box.text[:200]!r})"]
+    if "Could not use" in box.text or "went wrong" in box.text:
+        return [f"{name}: the upload widget reported a problem: {box.text[:200]!r}"]
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", box)  # for the screenshot
+    time.sleep(1)
+    return []
+
+
 def check_notebook(driver, port: int, name: str, out: Path, timeout: float) -> list[str]:
     problems = []
     driver.get(f"http://127.0.0.1:{port}/lab/tree/{name}?token={TOKEN}&reset")
@@ -113,8 +166,11 @@ def check_notebook(driver, port: int, name: str, out: Path, timeout: float) -> l
         after = [i.get_attribute("src") for i in driver.find_elements(By.CSS_SELECTOR, pictures)]
         if before and before == after:
             problems.append(f"{name}: the widget's picture did not change when its dropdown did")
+    uploads = driver.find_elements(By.CSS_SELECTOR, "button.widget-upload")
+    if uploads:  # a photo-upload widget: upload the sample photo and wait for the answer
+        problems += check_upload(driver, name, uploads[0])
     driver.save_screenshot(str(out / f"{Path(name).stem}.png"))
-    print(f"{name}: {len(images)} figures, {len(dropdowns)} dropdown widgets, "
+    print(f"{name}: {len(images)} figures, {len(dropdowns)} dropdown widgets, {len(uploads)} upload widgets, "
           f"{'OK' if not problems else 'PROBLEMS'}", flush=True)
     return problems
 
