@@ -315,7 +315,7 @@ def plot_top_k(probabilities: torch.Tensor, class_names: Sequence[str], k: int =
     percents = (100 * values).tolist()[::-1]
     bars = ax.barh(names, percents, color=["#bbbbbb"] * (len(names) - 1) + ["#1f77b4"])
     ax.bar_label(bars, labels=[f"{p:.1f}%" for p in percents], padding=3)
-    ax.set_xlim(0, 115)  # room for the labels
+    ax.set_xlim(0, 125)  # room for a label as long as "100.0%"
     ax.set_xticks(range(0, 101, 20))
     ax.set_xlabel("probability (%)")
     ax.set_title(title or f"Top {len(names)} of {len(class_names)} classes")

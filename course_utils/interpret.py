@@ -81,7 +81,11 @@ def plot_confusion_matrix(cm: np.ndarray, class_names: Sequence[str], title: str
     image = ax.imshow(cm, cmap="Blues", vmin=0, vmax=1 if normalized else None)
     ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04,
                        label="fraction of the true class" if normalized else "number of images")
-    ax.set_xticks(range(n), class_names, rotation=90 if n > 6 else 0)
+    # Many classes: vertical names. A few: slanted, so that long names like "Russian Blue" do not collide.
+    if n > 6:
+        ax.set_xticks(range(n), class_names, rotation=90)
+    else:
+        ax.set_xticks(range(n), class_names, rotation=45, ha="right", rotation_mode="anchor")
     ax.set_yticks(range(n), class_names)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("actual class")

@@ -452,7 +452,7 @@ class History:
         if len(steps) >= window:  # each mean drawn at the middle of its batches
             middles = np.arange(len(steps) - window + 1) + 1 + (window - 1) / 2
             ax.plot(middles, running_mean(self.batch_losses, window), color="tab:blue", lw=2,
-                    label=f"train (mean of {window} batches)")
+                    label=f"train (mean of {window} batch{'es' if window != 1 else ''})")
         if not all(math.isnan(v) for v in self.column("valid_loss")):
             ends = [row["epoch"] * self.steps_per_epoch for row in self.rows]
             ax.plot(ends, self.column("valid_loss"), "s-", color="tab:orange", label="validation (end of epoch)")
