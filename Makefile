@@ -16,11 +16,12 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install -r requirements.txt -e ".[test]"
 	touch $(STAMP)
 
-# Jupyter refuses to run as root (common in containers) unless told it may.
-LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
+# Jupyter refuses to run as root (common in containers) unless told it may. Kept apart from
+# LAB_ARGS, so that `make lab LAB_ARGS="--port 8890"` as root still gets --allow-root.
+ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 lab: install  ## open the course in JupyterLab
-	$(BIN)/jupyter lab notebooks $(LAB_ARGS)
+	$(BIN)/jupyter lab notebooks $(ROOT_ARGS) $(LAB_ARGS)
 
 test: install lint unit notebooks  ## everything CI runs
 
