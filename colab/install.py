@@ -46,7 +46,7 @@ def main(requirements: Path = REQUIREMENTS) -> None:
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
         f.write("\n".join(constraints()) + "\n")
     result = subprocess.run(pip_command(requirements, Path(f.name)))
-    if result is not None and result.returncode != 0:
+    if result.returncode != 0:
         # Not fatal: only some sections need these; the lessons say so where they are used.
         print(f"NOTE: could not install {', '.join(wanted(requirements))} (pip exit code {result.returncode}).\n"
               "Everything else works; the ONNX export in lesson 07 will say what is missing.")

@@ -52,22 +52,21 @@ class BadImageError(ValueError):
 
 def _open(source: str | Path | bytes, name: str) -> Image.Image:
     """Open ``source`` lazily (only the header is read) or raise ``BadImageError``."""
-    try:
-        if isinstance(source, (bytes, bytearray, memoryview)):
-            data = bytes(source)
-            if not data:
-                raise BadImageError(name, "the file is empty (0 bytes)")
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                return Image.open(io.BytesIO(data))
-        path = Path(source)
-        if not path.is_file():
-            raise BadImageError(name, "no such file")
-        if path.stat().st_size == 0:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        if not data:
             raise BadImageError(name, "the file is empty (0 bytes)")
+        file: io.BytesIO | Path = io.BytesIO(data)
+    else:
+        file = Path(source)
+        if not file.is_file():
+            raise BadImageError(name, "no such file")
+        if file.stat().st_size == 0:
+            raise BadImageError(name, "the file is empty (0 bytes)")
+    try:
         with warnings.catch_warnings():  # load_image checks the size itself, with a clearer message
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return Image.open(path)
+            return Image.open(file)
     except UnidentifiedImageError:
         raise BadImageError(name, "not an image (or a format Pillow cannot read)") from None
     except Image.DecompressionBombError as e:  # Pillow refuses to open more than twice its own limit
