@@ -45,6 +45,20 @@ def in_colab() -> bool:
     return "google.colab" in sys.modules
 
 
+def in_jupyter_kernel() -> bool:
+    """True when this code runs in a Jupyter kernel (JupyterLab, Notebook, Colab, nbval).
+
+    Only there can widgets and HTML tables be shown; in plain Python or a terminal IPython
+    there is no front end to draw them.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
 def pick_device() -> torch.device:
     """The fastest device present: an NVIDIA GPU (cuda), then Apple's GPU (mps), then the CPU."""
     if torch.cuda.is_available():

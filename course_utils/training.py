@@ -42,7 +42,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from course_utils.env import pick_device
+from course_utils.env import in_jupyter_kernel, pick_device
 
 # ---------------------------------------------------------------------------------------------
 # 1. Metrics: each takes the model's outputs (one score per class) and the true class numbers.
@@ -487,16 +487,6 @@ def running_mean(values: Sequence[float], window: int) -> list[float]:
     return list((sums[window:] - sums[:-window]) / window)
 
 
-def _in_notebook() -> bool:
-    """True inside a Jupyter kernel (JupyterLab, Colab), where HTML tables can be drawn."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
-
-
 # ---------------------------------------------------------------------------------------------
 # 8. fit
 # ---------------------------------------------------------------------------------------------
@@ -561,7 +551,7 @@ def fit(
 
     # The table: redrawn in place in a notebook, printed line by line in a terminal.
     table = None
-    if show_table and _in_notebook():
+    if show_table and in_jupyter_kernel():
         from IPython.display import display
         table = display(history, display_id=True)
     elif show_table:

@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from course_utils.env import in_jupyter_kernel
 from course_utils.filters import PRESETS, draw_filtered, filter_image, kernel_kind, show_filtered
 
 if TYPE_CHECKING:  # imported inside the functions below, so that lesson 2 need not load torchvision
@@ -40,20 +41,6 @@ KIND_NOTES = {
     "other": "The weights add up to neither 0 nor 1: brightness and edges are mixed "
              "(output drawn in grey from its smallest to its largest value).",
 }
-
-
-def in_jupyter_kernel() -> bool:
-    """True when this code runs in a Jupyter kernel (JupyterLab, Notebook, Colab, nbval).
-
-    Only there can widgets be shown; in plain Python or a terminal IPython there is no
-    front end to draw them.
-    """
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
 
 
 def _grey(image: np.ndarray) -> np.ndarray:

@@ -477,7 +477,7 @@ def test_history_plot_is_labelled():
 
 
 def test_notebook_detection_is_false_outside_a_kernel():
-    assert training._in_notebook() is False
+    assert training.in_jupyter_kernel() is False
 
 
 def test_progress_bars_do_not_change_the_order_of_batches():
