@@ -96,7 +96,7 @@ def load_image(
     source: str | Path | bytes,
     name: str | None = None,
     max_pixels: int = MAX_PIXELS,
-    background: tuple[int, int, int] = (255, 255, 255),
+    background: tuple[int, int, int] = WHITE,
 ) -> Image.Image:
     """Load a picture as an upright 8-bit RGB ``PIL.Image``, or raise ``BadImageError``.
 
@@ -120,7 +120,7 @@ def load_image(
         raise
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         reason = str(e) or type(e).__name__
-        if "truncated" in reason or "broken data stream" in reason or "image file is truncated" in reason:
+        if "truncated" in reason or "broken data stream" in reason:
             reason = f"the file is truncated or damaged ({reason})"
         raise BadImageError(name, f"could not decode the image: {reason}") from None
     finally:

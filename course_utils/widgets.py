@@ -77,12 +77,19 @@ def describe_kernel(kernel: np.ndarray) -> str:
     return f"Sum of the weights: {np.sum(kernel):.3g}. {KIND_NOTES[kernel_kind(kernel)]}"
 
 
-def render_png(image: np.ndarray, kernel: np.ndarray, dpi: int = 72) -> bytes:
-    """The input and the filtered image side by side, as PNG bytes for an ``Image`` widget.
+def figure_png(fig: Figure, dpi: int = 72) -> bytes:
+    """A figure as PNG bytes, for an ``ipywidgets.Image``.
 
-    Built on a bare matplotlib ``Figure`` (not pyplot), so nothing is also shown in the
-    notebook's output and no figure is left open.
+    Widgets draw on a bare matplotlib ``Figure`` (not ``plt.figure``): pyplot never sees it,
+    so nothing is shown twice and no figure stays open after each redraw.
     """
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def render_png(image: np.ndarray, kernel: np.ndarray, dpi: int = 72) -> bytes:
+    """The input and the filtered image side by side, as PNG bytes (see ``figure_png``)."""
     image = _grey(image)
     result = filter_image(image, kernel)
     fig = Figure(figsize=(9, 3.2))
@@ -94,9 +101,7 @@ def render_png(image: np.ndarray, kernel: np.ndarray, dpi: int = 72) -> bytes:
     fig.colorbar(shown, ax=after, fraction=0.046, pad=0.04)
     for ax in (before, after):
         ax.axis("off")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    return buffer.getvalue()
+    return figure_png(fig, dpi)
 
 
 class Explorer(NamedTuple):
@@ -214,18 +219,13 @@ def uploaded_files(value) -> list[tuple[str, bytes]]:
 
 
 def prediction_png(predictor: Predictor, image: PILImage, name: str, k: int = 5, dpi: int = 72) -> tuple[bytes, str]:
-    """Classify a loaded photo; return its picture-and-chart as PNG bytes, and a one-line answer.
-
-    Drawn on a bare matplotlib ``Figure`` so nothing is shown twice and no figure stays open.
-    """
+    """Classify a loaded photo: its picture-and-chart as PNG bytes (see ``figure_png``), and a one-line answer."""
     from course_utils.inference import prediction_figure
 
     label, probability, probs = predictor.predict(image)
     fig = prediction_figure(image, probs, predictor.class_names, k, title=f"{name}: {label} ({probability:.0%})",
                             fig=Figure(figsize=(9, 3.2)))
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    return buffer.getvalue(), f"<b>{html.escape(name)}</b>: {html.escape(label)} ({probability:.1%})"
+    return figure_png(fig, dpi), f"<b>{html.escape(name)}</b>: {html.escape(label)} ({probability:.1%})"
 
 
 class UploadClassifier(NamedTuple):
