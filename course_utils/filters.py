@@ -55,16 +55,17 @@ def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) 
 # --- zero padding --------------------------------------------------------------------------
 
 
-def zero_pad(image: np.ndarray, padding: IntPair) -> np.ndarray:
+def zero_pad(image: np.ndarray, padding: IntPair, value: float = 0.0) -> np.ndarray:
     """Surround the last two axes (height, width) with ``padding`` rows/columns of zeros.
 
     ``padding`` is one number for all sides, or ``(rows, columns)``: rows go above and
     below, columns left and right. Padding lets the filter reach the border pixels, so
-    the output can keep the input's size.
+    the output can keep the input's size. (Max pooling pads with ``value=-inf`` instead,
+    so that padding never wins a window.)
     """
     ph, pw = _pair(padding, "padding", 0)
     widths = [(0, 0)] * (image.ndim - 2) + [(ph, ph), (pw, pw)]
-    return np.pad(image, widths, mode="constant", constant_values=0)
+    return np.pad(image, widths, mode="constant", constant_values=value)
 
 
 def _check_fits(height: int, width: int, kh: int, kw: int, padding: tuple[int, int]) -> None:
@@ -200,9 +201,7 @@ def pool2d(
         raise ValueError(f"padding {(ph, pw)} is more than half the window {(kh, kw)}: a window could then hold "
                          "only padding")
     _check_fits(x.shape[-2], x.shape[-1], kh, kw, (ph, pw))
-    fill = -np.inf if mode == "max" else 0.0
-    widths = [(0, 0)] * (x.ndim - 2) + [(ph, ph), (pw, pw)]
-    padded = np.pad(x, widths, mode="constant", constant_values=fill)
+    padded = zero_pad(x, (ph, pw), value=-np.inf if mode == "max" else 0.0)
     windows = sliding_window_view(padded, (kh, kw), axis=(-2, -1))[..., ::sh, ::sw, :, :]
     reduce = {"max": np.max, "avg": np.mean, "sum": np.sum}[mode]
     return reduce(windows, axis=(-2, -1))
@@ -282,10 +281,11 @@ EDGE_FILTER_NAMES = ("dark -> bright (left to right)", "bright -> dark (left to 
 # --- pictures ------------------------------------------------------------------------------
 
 
-def _grid(count: int, ncols: int, size: float, extra_height: float = 0.0):
+def _grid(count: int, ncols: int, width: float, height: float, extra_height: float = 0.0):
+    """A figure with room for ``count`` pictures, ``ncols`` per row, each cell ``width`` x ``height`` inches."""
     ncols = max(1, min(ncols, count))
     nrows = -(-count // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + extra_height), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows + extra_height), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     return fig, axes.flat
@@ -293,6 +293,19 @@ def _grid(count: int, ncols: int, size: float, extra_height: float = 0.0):
 
 def _number(value: float) -> str:
     return f"{value:.0f}" if float(value).is_integer() else f"{value:.2f}"
+
+
+def _colour_range(values: np.ndarray, signed: bool, robust: bool) -> tuple[float, float]:
+    """Colour-scale limits: the full range, or (``robust``) the 0.5th-99.5th percentile range.
+
+    A few extreme pixels (often the zero-padded border) can otherwise wash out everything
+    else; a robust scale lets those few saturate instead.
+    """
+    if signed:
+        limit = float(np.percentile(np.abs(values), 99.5) if robust else np.abs(values).max()) or 1.0
+        return -limit, limit
+    low, high = (np.percentile(values, [0.5, 99.5]) if robust else (values.min(), values.max()))
+    return float(low), float(high) if high > low else float(low) + 1.0
 
 
 def draw_array(ax: plt.Axes, array: np.ndarray, title: str | None = None, cmap: str = "gray",
@@ -306,13 +319,8 @@ def draw_array(ax: plt.Axes, array: np.ndarray, title: str | None = None, cmap: 
     array = np.asarray(array, dtype=np.float64)
     if array.ndim != 2:
         raise ValueError(f"draw_array draws 2-D arrays, got shape {array.shape}")
-    if signed:
-        limit = float(np.abs(array).max()) or 1.0
-        low, high, cmap = -limit, limit, "RdBu_r"
-    else:
-        low, high = float(array.min()), float(array.max())
-        high = high if high > low else low + 1.0
-    shown = ax.imshow(array, cmap=cmap, vmin=low, vmax=high, interpolation="nearest")
+    low, high = _colour_range(array, signed, robust=False)
+    shown = ax.imshow(array, cmap="RdBu_r" if signed else cmap, vmin=low, vmax=high, interpolation="nearest")
     if max(array.shape) <= 16:
         for (r, c), value in np.ndenumerate(array):
             # dark text on light cells, light text on dark ones
@@ -342,8 +350,8 @@ def draw_kernel(ax: plt.Axes, kernel: np.ndarray, title: str | None = None, anno
         draw_array(ax, kernel, signed=True)
         ax.axis("off")
     elif kernel.ndim == 2:
-        limit = float(np.abs(kernel).max()) or 1.0
-        ax.imshow(kernel, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+        low, high = _colour_range(kernel, signed=True, robust=False)
+        ax.imshow(kernel, cmap="RdBu_r", vmin=low, vmax=high, interpolation="nearest")
     else:
         raise ValueError(f"draw_kernel draws kh x kw or 3 x kh x kw kernels, got shape {kernel.shape}")
     if title:
@@ -362,26 +370,13 @@ def show_kernels(
     kernels = [np.asarray(k) for k in kernels]
     if titles is not None and len(titles) != len(kernels):
         raise ValueError(f"got {len(kernels)} kernels but {len(titles)} titles")
-    fig, axes = _grid(len(kernels), ncols, size, 0.4 if suptitle else 0.0)
+    fig, axes = _grid(len(kernels), ncols, size, size, 0.4 if suptitle else 0.0)
     for i, (ax, kernel) in enumerate(zip(axes, kernels)):
         draw_kernel(ax, kernel, titles[i] if titles else None, annotate)
     if suptitle:
         fig.suptitle(suptitle)
     fig.tight_layout()
     return fig
-
-
-def _colour_range(values: np.ndarray, signed: bool, robust: bool) -> tuple[float, float]:
-    """Colour-scale limits: the full range, or (``robust``) the 0.5th-99.5th percentile range.
-
-    A few extreme pixels (often the zero-padded border) can otherwise wash out everything
-    else; a robust scale lets those few saturate instead.
-    """
-    if signed:
-        limit = float(np.percentile(np.abs(values), 99.5) if robust else np.abs(values).max()) or 1.0
-        return -limit, limit
-    low, high = (np.percentile(values, [0.5, 99.5]) if robust else (values.min(), values.max()))
-    return float(low), float(high) if high > low else float(low) + 1.0
 
 
 def show_feature_maps(
@@ -407,13 +402,8 @@ def show_feature_maps(
     if titles is not None and len(titles) != len(maps):
         raise ValueError(f"got {len(maps)} maps but {len(titles)} titles")
     aspect = max(m.shape[0] / m.shape[1] for m in maps)  # height / width
-    ncols = max(1, min(ncols, len(maps)))
-    nrows = -(-len(maps) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, squeeze=False,
-                             figsize=(1.3 * size * ncols, (size * aspect + 0.6) * nrows + (0.4 if suptitle else 0)))
-    for ax in axes.flat:
-        ax.axis("off")
-    for i, (ax, fmap) in enumerate(zip(axes.flat, maps)):
+    fig, axes = _grid(len(maps), ncols, 1.3 * size, size * aspect + 0.6, 0.4 if suptitle else 0.0)
+    for i, (ax, fmap) in enumerate(zip(axes, maps)):
         low, high = _colour_range(fmap, signed, robust)
         shown = ax.imshow(fmap, cmap="RdBu_r" if signed else "gray", vmin=low, vmax=high)
         fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04, shrink=min(1.0, 1.2 * fmap.shape[0] / fmap.shape[1]))
