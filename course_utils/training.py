@@ -361,8 +361,9 @@ def evaluate(
                 loss = loss_fn(outputs, targets)
             n = len(targets)
             total_loss += loss.float() * n
+            outputs = outputs.float()  # metrics see full precision (under mixed precision: one copy, not one each)
             for total, fn in zip(totals, named.values()):
-                total += torch.as_tensor(fn(outputs.float(), targets), device=device).float() * n
+                total += torch.as_tensor(fn(outputs, targets), device=device).float() * n
             count += n
             bar.update()
     if count == 0:
