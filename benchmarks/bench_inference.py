@@ -48,18 +48,6 @@ def pick_model(args) -> tuple[torch.nn.Module, int, str]:
     return model.eval(), args.size, f"{args.arch} with random weights ({why}) at {args.size} px"
 
 
-def ort_runner(path: Path, threads: int):
-    """An ONNX Runtime CPU session with the same number of threads as PyTorch, as ``run(batch) -> logits``."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return lambda batch: torch.from_numpy(session.run(None, {name: batch.numpy()})[0])
-
-
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -96,7 +84,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         scripted = inference.load_torchscript(inference.export_torchscript(model, Path(folder) / "m.pt", size))
-        onnx = ort_runner(inference.export_onnx(model, Path(folder) / "m.onnx", size), threads)
+        onnx = inference.onnx_runner(inference.export_onnx(model, Path(folder) / "m.onnx", size), threads)
         paths = {"eager PyTorch": model, "TorchScript": scripted, "ONNX Runtime": onnx}
 
         check = torch.rand(4, 3, size, size)

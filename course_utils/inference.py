@@ -180,11 +180,19 @@ def export_onnx(model: nn.Module, path: str | Path, image_size: int) -> Path:
     return path
 
 
-def onnx_runner(path: str | Path):
-    """An ONNX Runtime session on the CPU, wrapped as ``run(batch_tensor) -> logits_tensor``."""
+def onnx_runner(path: str | Path, threads: int | None = None):
+    """An ONNX Runtime session on the CPU, wrapped as ``run(batch_tensor) -> logits_tensor``.
+
+    ``threads`` fixes how many CPU threads it uses (for a fair race with PyTorch's
+    ``torch.get_num_threads()``); by default ONNX Runtime picks for itself.
+    """
     import onnxruntime as ort  # imported here: only the export part of the course needs it
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     return lambda batch: torch.from_numpy(session.run(None, {name: batch.cpu().numpy()})[0])
 

@@ -16,7 +16,7 @@ def model():
 
 def test_torchscript_matches_eager(model, tmp_path):
     path = inference.export_torchscript(model, tmp_path / "m.pt", image_size=64)
-    scripted = torch.jit.load(str(path))
+    scripted = inference.load_torchscript(path)
     x = torch.rand(4, 3, 64, 64)  # another batch size than the one traced
     with torch.no_grad():
         assert inference.max_difference(scripted(x), model(x)) < TOLERANCE
@@ -25,11 +25,11 @@ def test_torchscript_matches_eager(model, tmp_path):
 def test_onnx_matches_eager_for_any_batch_size(model, tmp_path):
     path = inference.export_onnx(model, tmp_path / "m.onnx", image_size=64)
     assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]  # one self-contained file
-    run = inference.onnx_runner(path)
-    for n in (1, 5):
-        x = torch.rand(n, 3, 64, 64)
-        with torch.no_grad():
-            assert inference.max_difference(run(x), model(x)) < TOLERANCE
+    for run in (inference.onnx_runner(path), inference.onnx_runner(path, threads=1)):
+        for n in (1, 5):
+            x = torch.rand(n, 3, 64, 64)
+            with torch.no_grad():
+                assert inference.max_difference(run(x), model(x)) < TOLERANCE
 
 
 def test_measure_latency_counts_only_timed_calls():
