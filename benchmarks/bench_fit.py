@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import digits_loaders, small_cnn  # noqa: E402
+from common import add_cpu_options, digits_loaders, print_comparison, small_cnn, use_threads  # noqa: E402
 
 from course_utils.training import accuracy, fit  # noqa: E402
 
@@ -76,15 +75,12 @@ def with_fit(model: nn.Module, train, valid, epochs: int, lr: float, progress: b
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_cpu_options(parser)
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-2)
     parser.add_argument("--no-progress", action="store_true", help="measure fit without its progress bars")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's own)")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads)
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; {args.epochs} epochs, "
           f"batch size {args.batch_size}, {args.repeats} timed runs each")
@@ -105,11 +101,7 @@ def main() -> None:
             same = torch.allclose(torch.tensor(losses["bare"]), torch.tensor(losses["fit"]), rtol=1e-5)
             print(f"{len(train)} batches per epoch; both loops give the same batch losses: {same}")
 
-    bare, ours = statistics.median(runs["bare"]), statistics.median(runs["fit"])
-    print(f"bare PyTorch loop: median {bare:.3f} s  (min {min(runs['bare']):.3f})")
-    print(f"course_utils fit:  median {ours:.3f} s  (min {min(runs['fit']):.3f})")
-    print(f"ratio fit / bare:  {ours / bare:.3f} (median)  {min(runs['fit']) / min(runs['bare']):.3f} (min)"
-          f"   target <= 1.05")
+    print_comparison(("course_utils fit", runs["fit"]), ("bare PyTorch loop", runs["bare"]), "fit / bare", 1.05)
 
 
 if __name__ == "__main__":

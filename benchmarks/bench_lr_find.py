@@ -11,7 +11,6 @@ and it reads each loss as it goes (it must, to know when to stop).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import digits_loaders, small_cnn  # noqa: E402
+from common import add_cpu_options, digits_loaders, print_comparison, small_cnn, use_threads  # noqa: E402
 
 from course_utils.lr_finder import lr_find  # noqa: E402
 
@@ -46,13 +45,10 @@ def plain_steps(model: nn.Module, train, steps: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
+    add_cpu_options(parser)
     parser.add_argument("--num-it", type=int, default=100)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's own)")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads)
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; num_it={args.num_it}, "
           f"batch size {args.batch_size}, {args.repeats} timed runs each")
@@ -74,10 +70,8 @@ def main() -> None:
 
     print(f"lr_find ran {steps[-1]} steps ({result.stop_reason}); suggestions: "
           + ", ".join(f"{k} {v:.1e}" for k, v in result.suggestions.items()))
-    ours, plain = statistics.median(times["lr_find"]), statistics.median(times["plain"])
-    print(f"lr_find(num_it={args.num_it}):      median {ours:.3f} s  (min {min(times['lr_find']):.3f})")
-    print(f"the same steps, plain: median {plain:.3f} s  (min {min(times['plain']):.3f})")
-    print(f"ratio: {ours / plain:.3f} (median)  {min(times['lr_find']) / min(times['plain']):.3f} (min)")
+    print_comparison((f"lr_find(num_it={args.num_it})", times["lr_find"]), ("the same steps, plain", times["plain"]),
+                     "lr_find / plain")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,13 @@
-"""The setup both benchmarks share: lesson 4's digits data and small CNN, on the CPU.
+"""What bench_fit.py and bench_lr_find.py share: lesson 4's digits data and small CNN on the
+CPU, their common options, and how they report a timing against its baseline.
 
 scikit-learn's 8x8 handwritten digits ship with scikit-learn, so this runs offline.
 """
 
 from __future__ import annotations
+
+import argparse
+import statistics
 
 import torch
 from sklearn.datasets import load_digits
@@ -33,3 +37,27 @@ def small_cnn(seed: int = 0) -> nn.Sequential:
     for c_in, c_out, stride in [(1, 16, 1), (16, 32, 2), (32, 64, 2)]:
         layers += [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1), nn.BatchNorm2d(c_out), nn.ReLU()]
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
+
+
+def add_cpu_options(parser: argparse.ArgumentParser) -> None:
+    """The options both scripts take: timed runs, batch size, CPU threads."""
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's own)")
+
+
+def use_threads(threads: int | None) -> None:
+    """Fix torch's CPU thread count when asked (on a busy machine one thread avoids waiting)."""
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def print_comparison(ours: tuple[str, list[float]], base: tuple[str, list[float]], ratio_name: str,
+                     target: float | None = None) -> None:
+    """Median and fastest time of each, then ours / base from the medians and from the fastest runs."""
+    width = max(len(ours[0]), len(base[0])) + 1
+    for label, times in (base, ours):
+        print(f"{label + ':':{width}} median {statistics.median(times):.3f} s  (min {min(times):.3f})")
+    line = (f"ratio {ratio_name}: {statistics.median(ours[1]) / statistics.median(base[1]):.3f} (median)  "
+            f"{min(ours[1]) / min(base[1]):.3f} (min)")
+    print(line + (f"   target <= {target}" if target is not None else ""))
