@@ -21,14 +21,13 @@ half-written checkpoint where a good one was.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from course_utils.data import written_atomically
 from course_utils.models import build_resnet
 
 FORMAT = "course-checkpoint/1"
@@ -60,13 +59,8 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: Checkpoint) -> Pat
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "info": dict(meta.info),
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with written_atomically(path) as tmp, open(tmp, "wb") as f:
+        torch.save(payload, f)
     return path
 
 

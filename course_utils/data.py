@@ -17,12 +17,14 @@ path, and what to do about it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import os
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -55,6 +57,24 @@ def samples_dir() -> Path:
     Their sources and licences are listed in ``data/README.md``.
     """
     return Path(__file__).resolve().parent.parent / "data" / "samples"
+
+
+@contextlib.contextmanager
+def written_atomically(path: Path) -> Iterator[Path]:
+    """Write to the temporary ``.part`` file this yields; it becomes ``path`` only if the block finishes.
+
+    The rename is one step on one file system, so ``path`` is always either the old file
+    (or absent) or the whole new one; after an error or Ctrl+C the ``.part`` file is removed.
+    (``download`` below works the same way, with checks before its rename.)
+    """
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class DownloadError(RuntimeError):

@@ -55,7 +55,7 @@ from torchvision.datasets import OxfordIIITPet
 from torchvision.transforms import v2
 from tqdm.auto import tqdm
 
-from course_utils.data import data_dir, download
+from course_utils.data import data_dir, download, written_atomically
 from course_utils.env import is_quick, pick_device
 
 # ---------------------------------------------------------------------------------------------
@@ -180,9 +180,8 @@ def resize_image(src: Path, dst: Path, short_side: int = SHORT_SIDE, quality: in
         image = image.convert("RGB")
         if image.size != size:
             image = image.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
-    tmp = dst.with_name(dst.name + ".part")
-    image.save(tmp, format="JPEG", quality=quality)
-    os.replace(tmp, dst)
+    with written_atomically(dst) as tmp:
+        image.save(tmp, format="JPEG", quality=quality)
 
 
 def _resize_job(job: tuple[Path, Path, int, int]) -> None:
