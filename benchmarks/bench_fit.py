@@ -65,11 +65,11 @@ def bare_loop(model: nn.Module, train, valid, epochs: int, lr: float) -> list[fl
     return losses
 
 
-def with_fit(model: nn.Module, train, valid, epochs: int, lr: float, progress: bool) -> list[float]:
+def with_fit(model: nn.Module, train, valid, epochs: int, lr: float, quiet: bool) -> list[float]:
     """fit as a lesson calls it: progress bars, a metric, the per-epoch table (made, but not shown here)."""
     with contextlib.redirect_stdout(io.StringIO()):
         history = fit(model, train, valid, nn.CrossEntropyLoss(), epochs, lr, metrics=[accuracy], device="cpu",
-                      progress=progress)
+                      quiet=quiet)
     return history.batch_losses
 
 
@@ -78,7 +78,7 @@ def main() -> None:
     add_cpu_options(parser)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--lr", type=float, default=1e-2)
-    parser.add_argument("--no-progress", action="store_true", help="measure fit without its progress bars")
+    parser.add_argument("--quiet", action="store_true", help="measure fit without its progress bars and table")
     args = parser.parse_args()
     use_threads(args.threads)
 
@@ -94,7 +94,7 @@ def main() -> None:
             if name == "bare":
                 losses[name] = bare_loop(model, train, valid, args.epochs, args.lr)
             else:
-                losses[name] = with_fit(model, train, valid, args.epochs, args.lr, not args.no_progress)
+                losses[name] = with_fit(model, train, valid, args.epochs, args.lr, args.quiet)
             if i > 0:
                 runs[name].append(time.perf_counter() - start)
         if i == 0:  # the same work: the same losses, batch by batch

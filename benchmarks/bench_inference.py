@@ -26,7 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from course_utils import inference, pets  # noqa: E402
+from course_utils import export, recipes  # noqa: E402
 from course_utils.checkpoint import load_checkpoint  # noqa: E402
 from course_utils.models import build_resnet  # noqa: E402
 
@@ -34,7 +34,7 @@ from course_utils.models import build_resnet  # noqa: E402
 def pick_model(args) -> tuple[torch.nn.Module, int, str]:
     """``(model in eval mode on the CPU, image size, a sentence saying which model it is)``."""
     candidates = [Path(args.checkpoint)] if args.checkpoint else [
-        pets.checkpoint_path("breeds", quick=False), pets.checkpoint_path("breeds", quick=True)]
+        recipes.checkpoint_path("breeds", quick=False), recipes.checkpoint_path("breeds", quick=True)]
     if not args.random:
         for path in candidates:
             if path.is_file():
@@ -83,14 +83,14 @@ def main() -> None:
     print(f" | onnxruntime {onnxruntime.__version__}")
 
     with tempfile.TemporaryDirectory() as folder:
-        scripted = inference.load_torchscript(inference.export_torchscript(model, Path(folder) / "m.pt", size))
-        onnx = inference.onnx_runner(inference.export_onnx(model, Path(folder) / "m.onnx", size), threads)
+        scripted = export.load_torchscript(export.export_torchscript(model, Path(folder) / "m.pt", size))
+        onnx = export.onnx_runner(export.export_onnx(model, Path(folder) / "m.onnx", size), threads)
         paths = {"eager PyTorch": model, "TorchScript": scripted, "ONNX Runtime": onnx}
 
         check = torch.rand(4, 3, size, size)
         with torch.inference_mode():
             reference = model(check)
-            differences = {name: inference.max_difference(run(check), reference) for name, run in paths.items()}
+            differences = {name: export.max_difference(run(check), reference) for name, run in paths.items()}
 
         one = torch.rand(1, 3, size, size)
         many = torch.rand(args.batch, 3, size, size)
@@ -98,8 +98,8 @@ def main() -> None:
         batched = {name: [] for name in paths}
         for _ in range(args.rounds):  # alternate, so a burst of load elsewhere hits every path alike
             for name, run in paths.items():
-                single[name].append(inference.measure_latency(run, one, args.warmup, args.repeats)["median_ms"])
-                batched[name].append(inference.measure_latency(run, many, args.warmup, args.repeats)["images_per_s"])
+                single[name].append(export.measure_latency(run, one, args.warmup, args.repeats)["median_ms"])
+                batched[name].append(export.measure_latency(run, many, args.warmup, args.repeats)["images_per_s"])
 
     print()
     header = (f"{'path':14s} {'1 image: median ms':>19s} {'(best)':>8s}   "

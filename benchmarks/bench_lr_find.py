@@ -58,7 +58,7 @@ def main() -> None:
         train, _ = digits_loaders(args.batch_size)
         model = small_cnn()
         start = time.perf_counter()
-        result = lr_find(model, train, nn.CrossEntropyLoss(), num_it=args.num_it, device="cpu", progress=False)
+        result = lr_find(model, train, nn.CrossEntropyLoss(), num_it=args.num_it, device="cpu", quiet=True)
         elapsed = time.perf_counter() - start
         steps.append(len(result.lrs))
         train, _ = digits_loaders(args.batch_size)

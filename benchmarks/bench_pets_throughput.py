@@ -37,8 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from course_utils.env import describe_device, pick_device, seed_everything
 from course_utils.models import build_resnet
-from course_utils.pets import FULL_SIZE, QUICK_SIZE, SHORT_SIDE, loader_kwargs, pets_datasets, pets_folder
-from course_utils.training import make_optimizer, train_step, use_cuda_speedups
+from course_utils.optim import make_optimizer
+from course_utils.pets import loader_kwargs, pets_datasets
+from course_utils.pets_prep import SHORT_SIDE, pets_folder
+from course_utils.training import train_step, use_cuda_speedups
+from course_utils.transforms import FULL_IMAGE_SIZE, QUICK_IMAGE_SIZE
 
 
 def synchronize(device: torch.device) -> None:
@@ -122,7 +125,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device) if args.device else pick_device()
-    size = args.size or (QUICK_SIZE if args.quick else FULL_SIZE)
+    size = args.size or (QUICK_IMAGE_SIZE if args.quick else FULL_IMAGE_SIZE)
     batch_size = args.batch_size or (32 if args.quick else 64)
     arch = args.arch or ("resnet18" if args.quick else "resnet34")
     batches = args.batches or (20 if args.quick else 10)

@@ -5,6 +5,9 @@ For each notebooks/NN_*.ipynb this tool:
 - puts the "Open in Colab" badge (built from colab/course.toml) on the first line of the
   first markdown cell;
 - makes the first code cell the shared Colab set-up cell (SETUP_CELL below);
+- points every link to a helper module (``[...](course_utils/pets.py)``, or a GitHub URL of
+  one) at that module's source on GitHub, built from colab/course.toml, so that the link works
+  on GitHub and on Colab alike, and a fork's links follow the fork;
 - strips outputs and execution counts from every cell except those nbval checks
   (marked ``# NBVAL_CHECK_OUTPUT``), so diffs stay small;
 - rewrites the lesson table in README.md between its ``lessons`` markers.
@@ -35,6 +38,8 @@ SETUP_FIRST_LINE = (
     "# Colab set-up: on Google Colab this fetches the course and what Colab lacks; elsewhere it does nothing."
 )
 TABLE_START, TABLE_END = "<!-- lessons:start -->", "<!-- lessons:end -->"
+# A markdown link target naming a course_utils module: relative, or any GitHub URL of one.
+HELPER_LINK = re.compile(r"\]\((?:https://github\.com/[^/\s)]+/[^/\s)]+/blob/[^/\s)]+/)?course_utils/(\w+)\.py(#[^)\s]*)?\)")
 
 SETUP_CELL = SETUP_FIRST_LINE + '''
 # (Written by colab/sync_notebooks.py from colab/course.toml: edit those, not this cell.)
@@ -67,6 +72,28 @@ def badge(name: str, config: dict) -> str:
     return f"[![Open In Colab]({BADGE_IMG})]({url})"
 
 
+def helper_url(module: str, config: dict) -> str:
+    """The GitHub page of ``course_utils/<module>.py`` in the configured repository and branch."""
+    return f"https://github.com/{config['repo']}/blob/{config['branch']}/course_utils/{module}.py"
+
+
+def link_helpers(text: str, config: dict) -> str:
+    """Point every helper-module link in a markdown text at its source on GitHub."""
+    return HELPER_LINK.sub(lambda m: f"]({helper_url(m.group(1), config)}{m.group(2) or ''})", text)
+
+
+def helper_links(nb) -> list[str]:
+    """The course_utils modules the markdown cells of ``nb`` link to, in order."""
+    return [m.group(1) for cell in nb.cells if cell.cell_type == "markdown" for m in HELPER_LINK.finditer(cell.source)]
+
+
+def broken_links() -> list[str]:
+    """``notebook: module`` for every helper link to a module that does not exist."""
+    modules = {p.stem for p in (ROOT / "course_utils").glob("*.py")}
+    return [f"{path.name}: course_utils/{module}.py" for path in notebook_paths()
+            for module in helper_links(nbformat.read(path, as_version=4)) if module not in modules]
+
+
 def setup_cell(config: dict) -> str:
     return SETUP_CELL.format(repo=config["repo"], branch=config["branch"])
 
@@ -91,7 +118,11 @@ def tidy(nb, config: dict, name: str):
     else:
         position = nb.cells.index(code[0]) if code else len(nb.cells)
         nb.cells.insert(position, nbformat.v4.new_code_cell(setup_cell(config)))
-    # 3. outputs only where nbval checks them; no execution counts or run metadata
+    # 3. helper links point at this repository's sources
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = link_helpers(cell.source, config)
+    # 4. outputs only where nbval checks them; no execution counts or run metadata
     for cell in nb.cells:
         cell.pop("id", None)
         cell.metadata = {k: v for k, v in cell.metadata.items() if k in ("tags",)}
@@ -180,10 +211,12 @@ def main() -> int:
         else:
             path.write_text(text)
             print(f"rewrote {path.relative_to(ROOT)}")
+    broken = broken_links()
+    for link in broken:
+        print(f"broken helper link: {link} (no such module)")
     if args.check and changed:
         print("Run `python colab/sync_notebooks.py` to bring them in line.")
-        return 1
-    return 0
+    return 1 if broken or (args.check and changed) else 0
 
 
 if __name__ == "__main__":

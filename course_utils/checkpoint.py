@@ -1,4 +1,4 @@
-"""Saving a trained classifier so that it can be used later with nothing else at hand.
+"""Saving a trained classifier so that it can be used later with nothing else at hand (lessons 6, 7).
 
 A checkpoint is one file written with ``torch.save``. It holds only tensors and plain
 Python values (no pickled classes), so it loads with ``torch.load(..., weights_only=True)``,
@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from course_utils.data import written_atomically
+from course_utils.download import written_atomically
 from course_utils.models import build_resnet
 
 FORMAT = "course-checkpoint/1"

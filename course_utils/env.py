@@ -1,4 +1,4 @@
-"""The notebook's environment: which device, which mode, which seed.
+"""The notebook's environment (every lesson): which device, which mode, which seed, which folders.
 
 Every lesson's second cell is::
 
@@ -12,6 +12,9 @@ knows whether the numbers below came from a GPU run on real data or from quick m
 Quick mode (``COURSE_QUICK=1``, or automatically when ``CI=true``) runs the same code
 on small data with few steps, offline, on a CPU. Its numbers show that the code works;
 they are not the lesson's real results.
+
+Data lives in one folder, ``data_dir()``: the repository's ``data/`` folder, or whatever the
+``COURSE_DATA`` environment variable names. The few files the course ships are in ``samples_dir()``.
 """
 
 from __future__ import annotations
@@ -20,12 +23,15 @@ import os
 import random
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 DEFAULT_SEED = 42
+DATA_ENV_VAR = "COURSE_DATA"
 _TRUE = {"1", "true", "yes", "on"}
+_REPO = Path(__file__).resolve().parent.parent  # the course's folder, when course_utils sits in a clone
 
 
 def is_quick() -> bool:
@@ -38,6 +44,30 @@ def is_quick() -> bool:
     if flag is not None and flag.strip() != "":
         return flag.strip().lower() in _TRUE
     return os.environ.get("CI", "").strip().lower() in _TRUE
+
+
+def data_dir() -> Path:
+    """The folder datasets are downloaded to and read from (created if missing).
+
+    ``$COURSE_DATA`` when set, else the ``data/`` folder of the course repository. A copy of
+    ``course_utils`` installed outside a clone falls back to a per-user cache folder.
+    """
+    override = os.environ.get(DATA_ENV_VAR)
+    if override:
+        path = Path(override).expanduser()
+    else:
+        path = _REPO / "data" if (_REPO / "data").is_dir() else Path.home() / ".cache" / "deep-learning-course"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def samples_dir() -> Path:
+    """The small files shipped with the course (``data/samples/`` in the repository).
+
+    Unlike ``data_dir()`` this ignores ``COURSE_DATA``: the samples travel with the code.
+    Their sources and licences are listed in ``data/README.md``.
+    """
+    return _REPO / "data" / "samples"
 
 
 def in_colab() -> bool:
@@ -79,6 +109,13 @@ def describe_device(device: torch.device) -> str:
     return f"cpu ({threads} thread{'s' if threads != 1 else ''})"
 
 
+def cpu_cores() -> int:
+    """How many CPU cores this process may use (2 on Colab)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def seed_everything(seed: int = DEFAULT_SEED) -> None:
     """Seed Python's, NumPy's and PyTorch's random-number generators (CPU and GPU) at once.
 
@@ -106,10 +143,10 @@ class Env:
         return f"device: {describe_device(self.device)} | mode: {mode} | seed: {self.seed}{where}"
 
 
-def setup(seed: int = DEFAULT_SEED, verbose: bool = True) -> Env:
-    """Pick the device, seed everything, read the mode, and print one summary line."""
+def setup(seed: int = DEFAULT_SEED, quiet: bool = False) -> Env:
+    """Pick the device, seed everything, read the mode, and print one summary line (unless ``quiet``)."""
     seed_everything(seed)
     env = Env(device=pick_device(), quick=is_quick(), seed=seed, colab=in_colab())
-    if verbose:
+    if not quiet:
         print(env.summary())
     return env

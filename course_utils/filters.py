@@ -1,7 +1,8 @@
-"""Filters, convolution and pooling, written out in NumPy, and pictures of them.
+"""Filters, convolution and pooling, written out in NumPy (lessons 2 and 3).
 
-Lessons 2 and 3 build these ideas by hand in the notebook; this module keeps tested
-versions to reuse afterwards. Everything works on plain NumPy arrays:
+Lesson 2 builds these ideas by hand in the notebook; this module keeps tested versions that
+lesson 3 and the kernel explorer reuse. (Their pictures are in ``filter_plots``.) Everything
+works on plain NumPy arrays:
 
 - an image is ``H x W`` (grey) or ``C x H x W`` (channels first, as PyTorch has it);
 - a kernel (filter) is ``kh x kw``, or ``C x kh x kw`` for a ``C``-channel image.
@@ -11,15 +12,12 @@ Like ``torch.nn.functional.conv2d`` and ``cv2.filter2D``, ``conv2d`` computes a
 mathematical convolution flips the kernel first; that is ``convolve2d``. For learned
 filters the difference does not matter (the network learns the flipped filter instead).
 
-Contents, top to bottom: the output-size formula, zero padding, convolution (loops,
-then vectorised), pooling, a few classic kernels, and a few plotting helpers.
+Contents, top to bottom: the output-size formula, zero padding, convolution, pooling, and a
+few classic kernels.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import matplotlib.pyplot as plt
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -77,35 +75,11 @@ def _check_fits(height: int, width: int, kh: int, kw: int, padding: tuple[int, i
 # --- convolution ---------------------------------------------------------------------------
 
 
-def conv2d_loops(image: np.ndarray, kernel: np.ndarray, stride: IntPair = 1, padding: IntPair = 0) -> np.ndarray:
-    """Slide a ``kh x kw`` kernel over an ``H x W`` image, the slow and obvious way.
-
-    At each position the kernel covers a patch of the image (its *receptive field*);
-    multiply them element by element and add everything up: that is one output pixel.
-    Then move ``stride`` pixels right, and ``stride`` pixels down at the end of a row.
-    Returns a float array of shape ``conv_output_size(...)`` along each side.
-    """
-    image, kernel = np.asarray(image, dtype=np.float64), np.asarray(kernel, dtype=np.float64)
-    if image.ndim != 2 or kernel.ndim != 2:
-        raise ValueError(f"conv2d_loops takes a 2-D image and a 2-D kernel, got shapes {image.shape} and "
-                         f"{kernel.shape}; use conv2d for channels")
-    sh, sw = _pair(stride, "stride", 1)
-    ph, pw = _pair(padding, "padding", 0)
-    kh, kw = kernel.shape
-    _check_fits(*image.shape, kh, kw, (ph, pw))
-    padded = zero_pad(image, (ph, pw))
-    out_h = conv_output_size(image.shape[0], kh, sh, ph)
-    out_w = conv_output_size(image.shape[1], kw, sw, pw)
-    out = np.zeros((out_h, out_w))
-    for i in range(out_h):
-        for j in range(out_w):
-            patch = padded[i * sh: i * sh + kh, j * sw: j * sw + kw]  # the receptive field
-            out[i, j] = np.sum(patch * kernel)
-    return out
-
-
 def conv2d(image: np.ndarray, kernels: np.ndarray, stride: IntPair = 1, padding: IntPair = 0) -> np.ndarray:
-    """The same sliding multiply-and-add as ``conv2d_loops``, for channels and many filters at once.
+    """Slide kernels over an image; at each position multiply element by element and add up.
+
+    The patch of image under the kernel is that output pixel's *receptive field*. This version
+    handles channels and many filters at once.
 
     Shapes (the kernel has one axis more than the image when it is a bank of filters):
 
@@ -114,8 +88,8 @@ def conv2d(image: np.ndarray, kernels: np.ndarray, stride: IntPair = 1, padding:
     - image ``C x H x W``,   kernel ``C x kh x kw``      -> ``H' x W'`` (a filter is as deep as the image)
     - image ``C x H x W``,   kernels ``F x C x kh x kw`` -> ``F x H' x W'`` (one feature map per filter)
 
-    Instead of looping, ``sliding_window_view`` lists every receptive field (without
-    copying) and one ``einsum`` multiplies and sums them all.
+    Instead of looping over positions, ``sliding_window_view`` lists every receptive field
+    (without copying) and one ``einsum`` multiplies and sums them all. Returns floats.
     """
     image, kernels = np.asarray(image, dtype=np.float64), np.asarray(kernels, dtype=np.float64)
     if image.ndim not in (2, 3) or kernels.ndim not in (image.ndim, image.ndim + 1):
@@ -232,17 +206,10 @@ PRESETS: dict[str, np.ndarray] = {
     "laplacian (edges)": np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], dtype=np.float64),
     "wrong sobel x (typo)": SOBEL_X_TYPO,
 }
-"""Named 3x3 kernels for the lessons and the kernel explorer (``get_kernel`` returns copies)."""
+"""Named 3x3 kernels for the lessons and the kernel explorer (read-only: copy one to change it)."""
 
 for _kernel in PRESETS.values():
     _kernel.flags.writeable = False  # shared by everyone who imports them: edit a copy instead
-
-
-def get_kernel(name: str) -> np.ndarray:
-    """A copy of the preset kernel called ``name`` (see ``PRESETS``)."""
-    if name not in PRESETS:
-        raise KeyError(f"no kernel preset called {name!r}; choose one of {sorted(PRESETS)}")
-    return PRESETS[name].copy()
 
 
 def kernel_kind(kernel: np.ndarray) -> str:
@@ -271,182 +238,3 @@ def edge_filter_bank() -> np.ndarray:
     """
     base = np.array([[-1, -1, 1, 1]] * 4, dtype=np.float64)
     return np.stack([base, -base, base.T, -base.T])
-
-
-EDGE_FILTER_NAMES = ("dark -> bright (left to right)", "bright -> dark (left to right)",
-                     "dark -> bright (top to bottom)", "bright -> dark (top to bottom)")
-"""Titles for the four filters of ``edge_filter_bank``, in order."""
-
-
-# --- pictures ------------------------------------------------------------------------------
-
-
-def _grid(count: int, ncols: int, width: float, height: float, extra_height: float = 0.0):
-    """A figure with room for ``count`` pictures, ``ncols`` per row, each cell ``width`` x ``height`` inches."""
-    ncols = max(1, min(ncols, count))
-    nrows = -(-count // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows + extra_height), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    return fig, axes.flat
-
-
-def _number(value: float) -> str:
-    return f"{value:.0f}" if float(value).is_integer() else f"{value:.2f}"
-
-
-def _colour_range(values: np.ndarray, signed: bool, robust: bool) -> tuple[float, float]:
-    """Colour-scale limits: the full range, or (``robust``) the 0.5th-99.5th percentile range.
-
-    A few extreme pixels (often the zero-padded border) can otherwise wash out everything
-    else; a robust scale lets those few saturate instead.
-    """
-    if signed:
-        limit = float(np.percentile(np.abs(values), 99.5) if robust else np.abs(values).max()) or 1.0
-        return -limit, limit
-    low, high = (np.percentile(values, [0.5, 99.5]) if robust else (values.min(), values.max()))
-    return float(low), float(high) if high > low else float(low) + 1.0
-
-
-def draw_array(ax: plt.Axes, array: np.ndarray, title: str | None = None, cmap: str = "gray",
-               signed: bool = False) -> None:
-    """Draw a small 2-D array as coloured cells with each number written in its cell (up to 16 x 16).
-
-    For looking at images, kernels and feature maps number by number. ``signed=True``
-    centres a red-white-blue scale on zero (positive red, negative blue); otherwise
-    ``cmap`` runs from the smallest value to the largest.
-    """
-    array = np.asarray(array, dtype=np.float64)
-    if array.ndim != 2:
-        raise ValueError(f"draw_array draws 2-D arrays, got shape {array.shape}")
-    low, high = _colour_range(array, signed, robust=False)
-    shown = ax.imshow(array, cmap="RdBu_r" if signed else cmap, vmin=low, vmax=high, interpolation="nearest")
-    if max(array.shape) <= 16:
-        for (r, c), value in np.ndenumerate(array):
-            # dark text on light cells, light text on dark ones
-            red, green, blue, _ = shown.cmap(shown.norm(value))
-            colour = "black" if 0.299 * red + 0.587 * green + 0.114 * blue > 0.5 else "white"
-            ax.text(c, r, _number(value), ha="center", va="center", fontsize=9, color=colour)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    if title:
-        ax.set_title(title, fontsize=9)
-
-
-def draw_kernel(ax: plt.Axes, kernel: np.ndarray, title: str | None = None, annotate: bool = True) -> None:
-    """Draw one kernel on ``ax``: a 2-D kernel as coloured cells with its numbers, a 3-channel one in colour.
-
-    In a 2-D kernel, positive weights are red, negative blue and zero white, on a scale
-    centred on zero. A ``3 x kh x kw`` kernel (for example a colour network's first layer)
-    is stretched to 0..1 and shown as a tiny RGB picture.
-    """
-    kernel = np.asarray(kernel, dtype=np.float64)
-    ax.axis("off")
-    if kernel.ndim == 3 and kernel.shape[0] == 3:
-        low, high = kernel.min(), kernel.max()
-        rgb = ((kernel - low) / (high - low + 1e-12)).transpose(1, 2, 0)  # 3 x kh x kw -> kh x kw x 3
-        ax.imshow(rgb, interpolation="nearest")
-    elif kernel.ndim == 2 and annotate and max(kernel.shape) <= 7:
-        draw_array(ax, kernel, signed=True)
-        ax.axis("off")
-    elif kernel.ndim == 2:
-        low, high = _colour_range(kernel, signed=True, robust=False)
-        ax.imshow(kernel, cmap="RdBu_r", vmin=low, vmax=high, interpolation="nearest")
-    else:
-        raise ValueError(f"draw_kernel draws kh x kw or 3 x kh x kw kernels, got shape {kernel.shape}")
-    if title:
-        ax.set_title(title, fontsize=9)
-
-
-def show_kernels(
-    kernels: Sequence[np.ndarray] | np.ndarray,
-    titles: Sequence[str] | None = None,
-    ncols: int = 4,
-    size: float = 2.0,
-    annotate: bool = True,
-    suptitle: str | None = None,
-) -> plt.Figure:
-    """Draw several kernels in a grid (see ``draw_kernel``): weights as colours, and as numbers when small."""
-    kernels = [np.asarray(k) for k in kernels]
-    if titles is not None and len(titles) != len(kernels):
-        raise ValueError(f"got {len(kernels)} kernels but {len(titles)} titles")
-    fig, axes = _grid(len(kernels), ncols, size, size, 0.4 if suptitle else 0.0)
-    for i, (ax, kernel) in enumerate(zip(axes, kernels)):
-        draw_kernel(ax, kernel, titles[i] if titles else None, annotate)
-    if suptitle:
-        fig.suptitle(suptitle)
-    fig.tight_layout()
-    return fig
-
-
-def show_feature_maps(
-    maps: Sequence[np.ndarray] | np.ndarray,
-    titles: Sequence[str] | None = None,
-    ncols: int = 4,
-    size: float = 3.0,
-    signed: bool = False,
-    robust: bool = False,
-    suptitle: str | None = None,
-) -> plt.Figure:
-    """Draw feature maps (2-D arrays or tensors) in a grid, each with a colour bar of its values.
-
-    ``signed=False`` draws each map in grey from its smallest (black) to its largest value
-    (white). ``signed=True`` centres a red-white-blue scale on zero: positive responses
-    red, negative blue, zero white, which shows at a glance what ReLU removes.
-    ``robust=True`` lets the most extreme 0.5% of values saturate, so faint structure shows.
-    ``size`` is the width of one map in inches; the height follows the maps' shape.
-    """
-    maps = [np.asarray(m.detach().cpu() if hasattr(m, "detach") else m, dtype=np.float64).squeeze() for m in maps]
-    if any(m.ndim != 2 for m in maps):
-        raise ValueError(f"feature maps must be 2-D, got shapes {[m.shape for m in maps]}")
-    if titles is not None and len(titles) != len(maps):
-        raise ValueError(f"got {len(maps)} maps but {len(titles)} titles")
-    aspect = max(m.shape[0] / m.shape[1] for m in maps)  # height / width
-    fig, axes = _grid(len(maps), ncols, 1.3 * size, size * aspect + 0.6, 0.4 if suptitle else 0.0)
-    for i, (ax, fmap) in enumerate(zip(axes, maps)):
-        low, high = _colour_range(fmap, signed, robust)
-        shown = ax.imshow(fmap, cmap="RdBu_r" if signed else "gray", vmin=low, vmax=high)
-        fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04, shrink=min(1.0, 1.2 * fmap.shape[0] / fmap.shape[1]))
-        if titles is not None:
-            ax.set_title(titles[i], fontsize=9)
-    if suptitle:
-        fig.suptitle(suptitle)
-    fig.tight_layout()
-    return fig
-
-
-def draw_filtered(ax: plt.Axes, result: np.ndarray, kernel: np.ndarray) -> plt.cm.ScalarMappable:
-    """Draw a filtered grey image the way its kernel calls for (see ``kernel_kind``).
-
-    Smoothing kernels keep brightness, so the result is clipped to 0..255 and drawn in
-    grey. Edge kernels give signed answers centred on 0: red-white-blue. Anything else is
-    drawn in grey from its own smallest to largest value. Edge and other results use a
-    robust scale (the most extreme 0.5% saturate): the zero-padded border alone would
-    otherwise set the scale and wash out the picture.
-    """
-    kind = kernel_kind(kernel)
-    if kind == "smoothing":
-        return ax.imshow(np.clip(result, 0, 255), cmap="gray", vmin=0, vmax=255)
-    low, high = _colour_range(result, signed=kind == "edge", robust=True)
-    return ax.imshow(result, cmap="RdBu_r" if kind == "edge" else "gray", vmin=low, vmax=high)
-
-
-def show_filtered(image: np.ndarray, kernel: np.ndarray, title: str | None = None) -> plt.Figure:
-    """One row: the grey input, the kernel with its numbers, and the filtered result with a colour bar."""
-    image = np.asarray(image, dtype=np.float64)
-    if image.ndim != 2:
-        raise ValueError(f"show_filtered takes a grey H x W image, got shape {image.shape}")
-    result = filter_image(image, kernel)
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), gridspec_kw={"width_ratios": [4, 1.8, 4.8]})
-    axes[0].imshow(image, cmap="gray", vmin=0, vmax=255)
-    axes[0].set_title(f"input ({image.shape[0]} x {image.shape[1]})", fontsize=10)
-    axes[0].axis("off")
-    draw_kernel(axes[1], kernel, f"kernel\n(weights add up to {np.sum(kernel):.3g})")
-    shown = draw_filtered(axes[2], result, kernel)
-    axes[2].set_title(f"output ({kernel_kind(kernel)} kernel)", fontsize=10)
-    axes[2].axis("off")
-    fig.colorbar(shown, ax=axes[2], fraction=0.046, pad=0.04)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig

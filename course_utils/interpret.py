@@ -1,4 +1,4 @@
-"""What did the classifier get wrong? Confusion matrix, most-confused pairs, top losses.
+"""What did the classifier get wrong? Confusion matrix, most-confused pairs, top losses (lesson 6).
 
 A single accuracy number hides *which* mistakes a model makes. These helpers answer:
 
@@ -21,7 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils.plots import to_display_array
+from course_utils.models import model_device
+from course_utils.plots import image_grid, to_display_array
+from course_utils.training import accuracy
 
 
 @dataclass
@@ -38,12 +40,16 @@ class Predictions:
 
     @property
     def accuracy(self) -> float:
-        return (self.predicted == self.targets).float().mean().item()
+        return float(accuracy(self.probs, self.targets))
 
 
 @torch.inference_mode()
-def collect_predictions(model: nn.Module, loader, device: torch.device | str = "cpu") -> Predictions:
-    """Run ``model`` over every batch of ``loader`` (no shuffling, please) and keep per-sample results."""
+def collect_predictions(model: nn.Module, loader) -> Predictions:
+    """Run ``model`` over every batch of ``loader`` (no shuffling, please) and keep per-sample results.
+
+    The batches go to the device the model is on.
+    """
+    device = model_device(model)
     model.eval()
     probs, targets, losses = [], [], []
     for images, labels in loader:
@@ -122,11 +128,8 @@ def plot_top_losses(predictions: Predictions, dataset, class_names: Sequence[str
     were collected; ``denormalize`` undoes the normalisation so the photo looks right.
     """
     indices = top_losses(predictions, k)
-    nrows = max(1, -(-len(indices) // ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.5 * nrows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, i in zip(axes.flat, indices):
+    fig, axes = image_grid(len(indices), ncols, 3.2, 3.5)
+    for ax, i in zip(axes, indices):
         image, _ = dataset[i]
         if denormalize is not None:
             image = denormalize(image)

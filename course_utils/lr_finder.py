@@ -1,4 +1,4 @@
-"""The learning-rate finder (Leslie Smith, 2015; popularised by fastai's ``lr_find``).
+"""The learning-rate finder (Leslie Smith, 2015; popularised by fastai's ``lr_find``), lessons 4 and 5.
 
 Which learning rate should we train with? Try them all, cheaply, in one short run:
 
@@ -34,7 +34,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from course_utils.env import pick_device
-from course_utils.training import make_optimizer, move_batch, train_step, use_cuda_speedups
+from course_utils.optim import make_optimizer
+from course_utils.training import move_batch, train_step, use_cuda_speedups
 
 
 class NoSuggestionError(ValueError):
@@ -264,7 +265,7 @@ def lr_find(
     beta: float = 0.98,
     suggest: Sequence[str] = ("valley", "steep", "minimum", "slide"),
     device: torch.device | str | None = None,
-    progress: bool = True,
+    quiet: bool = False,
 ) -> LRFinderResult:
     """Train for at most ``num_it`` batches with a rate growing from ``start_lr`` to ``end_lr``.
 
@@ -273,7 +274,7 @@ def lr_find(
     generators are exactly as before. Without an ``optimizer``, the AdamW that ``fit`` would
     use is made for the run. The loader is restarted if it has fewer than ``num_it`` batches;
     no validation is done. ``num_it`` below 6 is raised to 6, as in fastai.
-    The model is moved to ``device`` (default: the fastest one present).
+    The model is moved to ``device`` (default: the fastest one present). ``quiet`` hides the progress bar.
     """
     if not 0 < start_lr < end_lr:
         raise ValueError(f"need 0 < start_lr < end_lr, got start_lr={start_lr}, end_lr={end_lr}")
@@ -285,8 +286,8 @@ def lr_find(
     model.to(device)
     if optimizer is None:
         optimizer = make_optimizer(model, start_lr)
-    mixed_precision = use_cuda_speedups(device)
-    scaler = torch.amp.GradScaler(device.type, enabled=mixed_precision)
+    speedups = use_cuda_speedups(device)
+    scaler = torch.amp.GradScaler(device.type, enabled=speedups)
 
     saved = _snapshot(model, optimizer)
     lrs, losses, raw_losses = [], [], []
@@ -295,12 +296,12 @@ def lr_find(
         model.train()
         batches = _endless(train_loader)
         average, best = 0.0, math.inf
-        for i in tqdm(range(num_it), desc="lr_find", leave=False, disable=not progress):
+        for i in tqdm(range(num_it), desc="lr_find", leave=False, disable=quiet):
             lr = start_lr * (end_lr / start_lr) ** (i / num_it)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             inputs, targets = move_batch(next(batches), device)
-            loss = train_step(model, inputs, targets, loss_fn, optimizer, scaler, mixed_precision).item()
+            loss = train_step(model, inputs, targets, loss_fn, optimizer, scaler, speedups).item()
 
             average = beta * average + (1 - beta) * loss  # exponential moving average...
             smoothed = average / (1 - beta ** (i + 1))     # ...corrected for starting at 0

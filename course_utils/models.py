@@ -1,4 +1,4 @@
-"""torchvision models, with ImageNet weights when they can be had.
+"""torchvision models, with ImageNet weights when they can be had (lessons 1, 2, 5 to 7).
 
 Pretrained weights are a download (45-85 MB for a ResNet). In quick mode, or when the
 download fails (offline, firewall), the model is built with random weights instead and
@@ -48,6 +48,12 @@ def build_resnet(
     if num_classes is not None:
         model.fc = nn.Linear(model.fc.in_features, num_classes)
     return model, loaded
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device the model's parameters are on (the CPU for a model without any)."""
+    first = next(model.parameters(), None)
+    return first.device if first is not None else torch.device("cpu")
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:

@@ -1,7 +1,8 @@
-"""Pictures every lesson needs: a grid of images, and loss curves.
+"""Pictures every lesson needs: a grid of images, and loss curves (lessons 1 to 7).
 
-Both take plain arrays or tensors and return the matplotlib object they drew on, so a
-notebook can add a line or a title afterwards.
+``image_grid`` makes the empty grid that ``show_images`` here, the kernel and feature-map
+pictures of ``filter_plots`` and the top losses of ``interpret`` fill in. Every function
+returns the matplotlib object it drew on, so a notebook can add a line or a title afterwards.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 
 
 def to_display_array(image) -> np.ndarray:
@@ -20,7 +20,7 @@ def to_display_array(image) -> np.ndarray:
     Tensors are expected as ``C x H x W`` (PyTorch's order) or ``H x W``; arrays as
     ``H x W x C`` or ``H x W``. Single-channel images come back as ``H x W``.
     """
-    if isinstance(image, torch.Tensor):
+    if hasattr(image, "detach"):  # a torch tensor (checked by duck typing: this module needs no torch)
         image = image.detach().cpu().float().numpy()
         if image.ndim == 3:
             image = image.transpose(1, 2, 0)  # C x H x W -> H x W x C
@@ -28,6 +28,20 @@ def to_display_array(image) -> np.ndarray:
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
     return image
+
+
+def image_grid(count: int, ncols: int, width: float, height: float, extra_height: float = 0.0):
+    """An empty figure with room for ``count`` pictures, ``ncols`` per row, each ``width`` x ``height`` inches.
+
+    Returns ``(figure, axes)``, the axes in reading order with their ticks and frames hidden;
+    ``extra_height`` (inches) leaves room for a title above the grid.
+    """
+    ncols = max(1, min(ncols, count))
+    nrows = max(1, math.ceil(count / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows + extra_height), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    return fig, list(axes.flat)
 
 
 def show_images(
@@ -44,14 +58,8 @@ def show_images(
     range so that a feature map with values from -3 to 5 is still visible.
     """
     images = list(images)
-    ncols = max(1, min(ncols, len(images)))
-    nrows = math.ceil(len(images) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if suptitle else 0)),
-                             squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i >= len(images):
-            continue
+    fig, axes = image_grid(len(images), ncols, size, size, 0.4 if suptitle else 0.0)
+    for i, ax in enumerate(axes[:len(images)]):
         array = to_display_array(images[i])
         if array.ndim == 3 and array.dtype != np.uint8:
             array = np.clip(array, 0, 1)  # imshow expects floats in 0..1 for colour

@@ -1,4 +1,4 @@
-"""Interactive controls for the notebooks, built with ipywidgets.
+"""Interactive controls for the notebooks, built with ipywidgets (lessons 2 and 7).
 
 They use only what ipywidgets 7 (Google Colab) and ipywidgets 8 (JupyterLab) both have.
 Widgets need a Jupyter front end to be seen, so every function here first draws an
@@ -16,20 +16,22 @@ import html
 import io
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
+from PIL.Image import Image as PILImage
 
 from course_utils.env import in_jupyter_kernel
-from course_utils.filters import PRESETS, draw_filtered, filter_image, kernel_kind, show_filtered
+from course_utils.filter_plots import draw_filtered, show_filtered
+from course_utils.filters import PRESETS, filter_image, kernel_kind
+from course_utils.images import BadImageError, load_image
+from course_utils.inference import Predictor, prediction_figure
 
-if TYPE_CHECKING:  # imported inside the functions below, so that lesson 2 need not load torchvision
-    from PIL.Image import Image as PILImage
-
-    from course_utils.inference import Predictor
+__all__ = ["kernel_explorer", "build_kernel_explorer", "Explorer", "upload_classifier", "build_upload_classifier",
+           "UploadClassifier", "uploaded_files"]
 
 CUSTOM = "(your own)"
 """The dropdown's entry once a number has been edited by hand."""
@@ -220,8 +222,6 @@ def uploaded_files(value) -> list[tuple[str, bytes]]:
 
 def prediction_png(predictor: Predictor, image: PILImage, name: str, k: int = 5, dpi: int = 72) -> tuple[bytes, str]:
     """Classify a loaded photo: its picture-and-chart as PNG bytes (see ``figure_png``), and a one-line answer."""
-    from course_utils.inference import prediction_figure
-
     label, probability, probs = predictor.predict(image)
     fig = prediction_figure(image, probs, predictor.class_names, k, title=f"{name}: {label} ({probability:.0%})",
                             fig=Figure(figsize=(9, 3.2)))
@@ -249,8 +249,6 @@ def build_upload_classifier(predictor: Predictor, k: int = 5) -> UploadClassifie
     widget callback would only reach JupyterLab's log, where a learner never looks).
     Nothing is displayed here (see ``upload_classifier``).
     """
-    from course_utils.inference import BadImageError, load_image
-
     upload = widgets.FileUpload(accept="image/*", multiple=False, description="Upload a photo",
                                 layout=widgets.Layout(width="auto"))
     picture = widgets.Image(format="png")
@@ -287,8 +285,6 @@ def upload_classifier(predictor: Predictor, sample: str | Path, k: int = 5) -> U
     a test run or a notebook viewer gets. Inside a Jupyter kernel the upload controls follow
     and are returned; elsewhere it says why there are none and returns ``None``.
     """
-    from course_utils.inference import load_image, prediction_figure
-
     photo = load_image(sample)
     label, probability, probs = predictor.predict(photo)
     fig = prediction_figure(photo, probs, predictor.class_names, k,

@@ -27,7 +27,8 @@ CONFIG = sync.load_config()
 @pytest.fixture
 def recorded(monkeypatch):
     calls = []
-    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append(cmd) or subprocess.CompletedProcess(cmd, 0))
+    monkeypatch.setattr(subprocess, "run",
+                        lambda cmd, **kw: calls.append(cmd) or subprocess.CompletedProcess(cmd, 0, "", ""))
     monkeypatch.setattr(os, "chdir", lambda path: calls.append(["chdir", path]))
     monkeypatch.setattr(sys, "path", list(sys.path))
     return calls
@@ -59,24 +60,41 @@ def test_setup_cell_after_a_restart_does_not_clone_again(recorded, monkeypatch):
     assert [cmd[0] for cmd in recorded] == [sys.executable, "chdir"]
 
 
-def test_install_holds_preinstalled_packages(tmp_path, recorded):
+def test_install_holds_preinstalled_packages_and_cleans_up(tmp_path, monkeypatch):
     requirements = tmp_path / "requirements.txt"
-    requirements.write_text("# comment\n\nonnxruntime>=1.16  # what Colab lacks\n")
-    assert install.wanted(requirements) == ["onnxruntime>=1.16"]
+    requirements.write_text("# comment\n\nsurely-not-installed-package>=1.16  # what Colab lacks\n")
+    assert install.wanted(requirements) == ["surely-not-installed-package>=1.16"]
     pins = install.constraints()
     assert any(p.startswith("torch==") for p in pins) and any(p.startswith("numpy==") for p in pins)
+    seen = []
+
+    def fake_pip(cmd, **kw):
+        constraints_file = Path(cmd[cmd.index("-c") + 1])
+        seen.append((cmd, constraints_file.read_text().splitlines()))
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(subprocess, "run", fake_pip)
     install.main(requirements)
-    (command,) = recorded
-    assert command[1:4] == ["-m", "pip", "install"] and "-c" in command and str(requirements) in command
-    constraints_file = Path(command[command.index("-c") + 1])
-    assert any(line.startswith("torch==") for line in constraints_file.read_text().splitlines())
+    ((command, pinned),) = seen
+    assert command[1:4] == ["-m", "pip", "install"] and "surely-not-installed-package>=1.16" in command
+    assert any(line.startswith("torch==") for line in pinned)
+    assert not Path(command[command.index("-c") + 1]).exists()  # the constraints file is removed afterwards
 
 
 def test_install_with_nothing_missing_runs_no_pip(tmp_path, recorded):
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("# nothing\n")
     install.main(requirements)
+    requirements.write_text("numpy>=1.0\ntorch\n")  # installed, at versions these accept: nothing to do
+    assert install.missing(requirements) == []
+    install.main(requirements)
     assert recorded == []
+
+
+def test_only_what_is_missing_or_too_old_goes_to_pip(tmp_path):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("numpy>=1.0\nnumpy>=999\nsurely-not-installed-package\n")
+    assert install.missing(requirements) == ["numpy>=999", "surely-not-installed-package"]
 
 
 def test_colab_requirements_never_name_preinstalled_packages():
@@ -85,9 +103,11 @@ def test_colab_requirements_never_name_preinstalled_packages():
     assert not names & {k.lower() for k in install.KEEP}
 
 
-def test_failed_install_is_reported_not_fatal(tmp_path, monkeypatch, capsys):
+def test_failed_install_is_reported_with_pips_own_words_not_fatal(tmp_path, monkeypatch, capsys):
     requirements = tmp_path / "requirements.txt"
-    requirements.write_text("onnxruntime>=1.16\n")
-    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, 1))
+    requirements.write_text("surely-not-installed-package>=1.16\n")
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(
+        cmd, 1, "", "ERROR: No matching distribution found for surely-not-installed-package>=1.16"))
     install.main(requirements)
-    assert "could not install onnxruntime>=1.16" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "could not install surely-not-installed-package>=1.16" in out and "No matching distribution" in out

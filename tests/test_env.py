@@ -72,4 +72,4 @@ def test_setup_prints_one_summary_line(monkeypatch, capsys):
     assert "mode: QUICK" in out and "seed: 3" in out and f"device: {result.device.type}" in out
     assert result.quick and result.seed == 3
     monkeypatch.setenv("COURSE_QUICK", "0")
-    assert "mode: FULL" in env.setup(verbose=False).summary()
+    assert "mode: FULL" in env.setup(quiet=True).summary()

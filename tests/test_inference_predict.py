@@ -12,9 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
-from course_utils import inference, pets
+from course_utils import export, images, inference, pets, recipes, transforms
 from course_utils.checkpoint import Checkpoint, save_checkpoint
-from course_utils.inference import BadImageError, Prediction, Predictor
+from course_utils.images import BadImageError
+from course_utils.inference import Prediction, Predictor
 from course_utils.models import build_resnet
 
 NAMES = ["cat", "dog", "fox"]
@@ -39,7 +40,8 @@ def model() -> torch.nn.Module:
 
 @pytest.fixture
 def meta() -> Checkpoint:
-    return Checkpoint("resnet18", NAMES, SIZE, list(pets.IMAGENET_MEAN), list(pets.IMAGENET_STD), {"epoch": 1})
+    mean, std = transforms.norm_stats(pretrained=True)
+    return Checkpoint("resnet18", NAMES, SIZE, mean, std, {"epoch": 1})
 
 
 @pytest.fixture
@@ -57,7 +59,7 @@ def test_checkpoint_round_trip_gives_the_models_own_probabilities(model, meta, t
     predictor = Predictor.from_checkpoint(path)
     assert predictor.class_names == NAMES and predictor.meta == meta and not predictor.model.training
     photos = [noise_photo(i) for i in range(4)]
-    batch = torch.stack([pets.valid_transform(SIZE, meta.mean, meta.std)(p) for p in photos])
+    batch = torch.stack([transforms.valid_transform(SIZE, meta.mean, meta.std)(p) for p in photos])
     with torch.no_grad():
         expected = torch.softmax(model(batch), dim=1)
     torch.testing.assert_close(predictor.probabilities(batch), expected)
@@ -82,31 +84,28 @@ def test_predict_structure_and_every_kind_of_source(predictor, tmp_path):
         torch.testing.assert_close(probs, answers[0].probabilities)
     probs = answers[0].probabilities
     probs.add_(0)  # an ordinary tensor, usable outside inference mode (an inference tensor would refuse this)
-    top = predictor.top_k(probs, k=2)
-    assert [p for _, p in top] == sorted(probs.tolist(), reverse=True)[:2] and top[0][0] == answers[0].label
-    assert len(predictor.top_k(probs, k=10)) == len(NAMES)
 
 
 def test_preprocessing_is_the_validation_transform(predictor, meta, tmp_path):
     photo = noise_photo(2, size=(70, 45))
     path = tmp_path / "p.jpg"
     photo.save(path, quality=95)
-    expected = pets.valid_transform(SIZE, meta.mean, meta.std)(Image.open(path).convert("RGB"))
+    expected = transforms.valid_transform(SIZE, meta.mean, meta.std)(Image.open(path).convert("RGB"))
     assert torch.equal(predictor.preprocess(path), expected)
     assert predictor.preprocess(path).shape == (3, SIZE, SIZE)
     # no normalisation stored -> none applied: values stay in 0..1
     plain = Predictor(random_model(), Checkpoint("resnet18", NAMES, SIZE))
     x = plain.preprocess(path)
-    assert torch.equal(x, pets.valid_transform(SIZE, None, None)(Image.open(path).convert("RGB")))
+    assert torch.equal(x, transforms.valid_transform(SIZE, None, None)(Image.open(path).convert("RGB")))
     assert 0 <= float(x.min()) and float(x.max()) <= 1
 
 
 def test_preprocessing_matches_the_real_validation_set():
     """The tensor the validation loader gives for a file is exactly what the predictor makes of it."""
-    train_ds, valid_ds, names = pets.pets_datasets("breeds", size=SIZE, quick=True)
+    train_ds, valid_ds, names = pets.pets_datasets("breeds", image_size=SIZE, quick=True)
     root = pets.pets_root(quick=True)
     ids = pets.split_ids(root, "trainval")
-    mean, std = pets.norm_stats(True)
+    mean, std = transforms.norm_stats(True)
     predictor = Predictor(random_model(classes=len(names)), Checkpoint("resnet18", names, SIZE, mean, std))
     for i in (0, len(valid_ds) - 1):
         image, label = valid_ds[i]
@@ -138,7 +137,7 @@ def make_folder(folder):
 @pytest.mark.parametrize("batch_size", [1, 2, 3, 32])
 def test_batch_with_bad_files_reports_them_and_predicts_the_rest_in_order(predictor, tmp_path, batch_size):
     make_folder(tmp_path / "photos")
-    results = inference.predict_folder(predictor, tmp_path / "photos", batch_size=batch_size, progress=False)
+    results = inference.predict_folder(predictor, tmp_path / "photos", batch_size=batch_size, quiet=True)
     names = [row.path.name for row in results.rows]
     assert names == ["a_good.png", "b_empty.jpg", "c_good.jpg", "d_truncated.jpg", "e_good.bmp",
                      "f_notes.jpg", "g_good.webp"]
@@ -160,7 +159,7 @@ def test_batch_with_bad_files_reports_them_and_predicts_the_rest_in_order(predic
 def test_a_batch_of_only_bad_files(predictor, tmp_path):
     (tmp_path / "x.jpg").write_bytes(b"")
     (tmp_path / "y.jpg").write_text("no")
-    results = inference.predict_files(predictor, [tmp_path / "x.jpg", tmp_path / "y.jpg"], progress=False)
+    results = inference.predict_files(predictor, [tmp_path / "x.jpg", tmp_path / "y.jpg"], quiet=True)
     assert len(results.bad) == 2 and results.predicted == []
 
 
@@ -180,44 +179,44 @@ def test_pillows_own_bomb_limit_gives_bad_image_error_without_a_warning(tmp_path
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # Pillow's DecompressionBombWarning must not leak out
         with pytest.raises(BadImageError, match="bomb.png: far too many pixels"):
-            inference.load_image(path)
+            images.load_image(path)
         Image.new("1", (11000, 11000)).save(tmp_path / "big.png")  # over our limit and Pillow's warning
         with pytest.raises(BadImageError, match="11000 x 11000 pixels is more than"):
-            inference.load_image(tmp_path / "big.png")
+            images.load_image(tmp_path / "big.png")
 
 
 def test_export_leaves_the_callers_model_alone(tmp_path):
     model = random_model().train()
-    inference.export_torchscript(model, tmp_path / "m.ts", SIZE)
-    inference.export_onnx(model, tmp_path / "m.onnx", SIZE)
+    export.export_torchscript(model, tmp_path / "m.ts", SIZE)
+    export.export_onnx(model, tmp_path / "m.onnx", SIZE)
     assert model.training  # the export worked on a copy (and on a GPU the model would stay there)
     x = torch.rand(2, 3, SIZE, SIZE)
     with torch.no_grad():
         expected = model.eval()(x)
-    loaded = inference.load_torchscript(tmp_path / "m.ts")
-    assert inference.max_difference(loaded(x), expected) < 1e-4
+    loaded = export.load_torchscript(tmp_path / "m.ts")
+    assert export.max_difference(loaded(x), expected) < 1e-4
 
 
 def test_find_or_train_checkpoint_uses_the_saved_one(model, meta, monkeypatch, capsys):
-    path = save_checkpoint(pets.checkpoint_path("breeds", quick=True), model, meta)
-    monkeypatch.setattr(inference, "train_pets_model", lambda *a, **k: pytest.fail("must not train"))
-    assert inference.find_or_train_checkpoint("breeds", quick=True) == path
+    path = save_checkpoint(recipes.checkpoint_path("breeds", quick=True), model, meta)
+    monkeypatch.setattr(recipes, "train_pets_model", lambda *a, **k: pytest.fail("must not train"))
+    assert recipes.find_or_train_checkpoint("breeds", quick=True) == path
     assert "Found the saved model" in capsys.readouterr().out
 
 
 def test_find_or_train_checkpoint_when_missing(model, meta, monkeypatch, capsys):
     with pytest.raises(FileNotFoundError, match=r"train_pets_model\('breeds'\)"):
-        inference.find_or_train_checkpoint("breeds", quick=True, train_if_missing=False)
+        recipes.find_or_train_checkpoint("breeds", quick=True, train_if_missing=False)
     calls = []
 
     def fake_training(task, quick, device=None):  # the real recipe is tested in test_pets_model.py
         calls.append((task, quick))
-        return save_checkpoint(pets.checkpoint_path(task, quick), model, meta)
+        return save_checkpoint(recipes.checkpoint_path(task, quick), model, meta)
 
-    monkeypatch.setattr(inference, "train_pets_model", fake_training)
-    path = inference.find_or_train_checkpoint("breeds", quick=True)
+    monkeypatch.setattr(recipes, "train_pets_model", fake_training)
+    path = recipes.find_or_train_checkpoint("breeds", quick=True)
     assert calls == [("breeds", True)] and path.is_file()
     out = capsys.readouterr().out
     assert "No saved model" in out and "about 10 seconds" in out
     with pytest.raises(FileNotFoundError, match="800 MB"):
-        inference.find_or_train_checkpoint("binary", quick=False, train_if_missing=False)
+        recipes.find_or_train_checkpoint("binary", quick=False, train_if_missing=False)

@@ -181,7 +181,7 @@ def _model(seed=0):
 
 def test_rates_grow_exponentially_and_the_loader_is_cycled():
     loader = _data(n=48)  # 3 batches, far fewer than num_it
-    result = lr_find(_model(), loader, nn.CrossEntropyLoss(), num_it=30, stop_div=False, device="cpu", progress=False)
+    result = lr_find(_model(), loader, nn.CrossEntropyLoss(), num_it=30, stop_div=False, device="cpu", quiet=True)
     assert len(result.lrs) == 30 and "num_it=30" in result.stop_reason
     expected = [1e-7 * (10 / 1e-7) ** (i / 30) for i in range(30)]
     assert result.lrs == pytest.approx(expected, rel=1e-12)
@@ -189,7 +189,7 @@ def test_rates_grow_exponentially_and_the_loader_is_cycled():
 
 def test_losses_are_smoothed_and_debiased():
     result = lr_find(_model(), _data(), nn.CrossEntropyLoss(), num_it=20, stop_div=False, device="cpu",
-                     progress=False)
+                     quiet=True)
     average = 0.0
     for i, (raw, smoothed) in enumerate(zip(result.raw_losses, result.losses)):
         average = 0.98 * average + 0.02 * raw
@@ -212,7 +212,7 @@ def _loss_for_smoothed(target, k, beta=0.98):
 def test_stops_when_the_smoothed_loss_exceeds_four_times_the_best(target, stops):
     k = 10
     values = [1.0] * k + [_loss_for_smoothed(target, k)] + [1.0] * 50
-    result = lr_find(_model(), _data(), _scripted_loss(values), num_it=40, device="cpu", progress=False)
+    result = lr_find(_model(), _data(), _scripted_loss(values), num_it=40, device="cpu", quiet=True)
     assert result.losses[k] == pytest.approx(target)
     if stops:
         assert len(result.lrs) == k + 1 and "exploded" in result.stop_reason
@@ -223,7 +223,7 @@ def test_stops_when_the_smoothed_loss_exceeds_four_times_the_best(target, stops)
 def test_stop_div_false_keeps_going_after_an_explosion():
     values = [1.0] * 10 + [1e6] + [1.0] * 50
     result = lr_find(_model(), _data(), _scripted_loss(values), num_it=40, stop_div=False, device="cpu",
-                     progress=False)
+                     quiet=True)
     assert len(result.lrs) == 40
 
 
@@ -231,7 +231,7 @@ def test_stop_div_false_keeps_going_after_an_explosion():
 def test_stops_at_a_nan_or_infinite_loss(bad):
     values = [1.0] * 10 + [bad] + [1.0] * 50
     result = lr_find(_model(), _data(), _scripted_loss(values), num_it=40, stop_div=False, device="cpu",
-                     progress=False)
+                     quiet=True)
     assert len(result.lrs) == 11 and "NaN or infinite" in result.stop_reason
 
 
@@ -288,7 +288,7 @@ def test_everything_is_put_back_bit_for_bit():
         seen_during.append(torch.equal(model[0].weight, before["state"]["0.weight"]))
         return nn.functional.cross_entropy(outputs, targets)
 
-    result = lr_find(model, loader, loss_fn, optimizer, num_it=50, device="cpu", progress=False)
+    result = lr_find(model, loader, loss_fn, optimizer, num_it=50, device="cpu", quiet=True)
     assert len(result.lrs) > 5 and not all(seen_during)  # it did train...
     _assert_same(before, _everything(model, optimizer))   # ...and left no trace
 
@@ -299,7 +299,7 @@ def test_a_fresh_optimizer_stays_fresh_and_random_numbers_continue_as_before():
     torch.manual_seed(123)
     expected_next = torch.rand(3)
     torch.manual_seed(123)
-    lr_find(model, loader, nn.CrossEntropyLoss(), optimizer, num_it=10, device="cpu", progress=False)
+    lr_find(model, loader, nn.CrossEntropyLoss(), optimizer, num_it=10, device="cpu", quiet=True)
     assert optimizer.state_dict()["state"] == {}
     assert torch.equal(torch.rand(3), expected_next)
 
@@ -317,13 +317,13 @@ def test_everything_is_put_back_after_an_error_or_interrupt(error):
         return nn.functional.cross_entropy(outputs, targets)
 
     with pytest.raises(type(error)):
-        lr_find(model, loader, loss_fn, optimizer, num_it=50, device="cpu", progress=False)
+        lr_find(model, loader, loss_fn, optimizer, num_it=50, device="cpu", quiet=True)
     _assert_same(before, _everything(model, optimizer))
 
 
 def test_suggestions_read_the_trimmed_curve():
     result = lr_find(_model(), _data(), nn.CrossEntropyLoss(), num_it=60, stop_div=False, device="cpu",
-                     progress=False)
+                     quiet=True)
     lrs, losses = trim_curve(result.lrs, result.losses, 60)
     for name, rule in SUGGESTIONS.items():
         try:
@@ -336,7 +336,7 @@ def test_suggestions_read_the_trimmed_curve():
 
 def test_a_flat_curve_gives_reasons_not_exceptions():
     # (a constant 0 smooths to exactly 0; other constants pick up rounding noise in the average)
-    result = lr_find(_model(), _data(), _scripted_loss([0.0] * 100), num_it=40, device="cpu", progress=False)
+    result = lr_find(_model(), _data(), _scripted_loss([0.0] * 100), num_it=40, device="cpu", quiet=True)
     assert set(result.no_suggestion) == {"valley", "steep"}
     assert "never goes down" in result.no_suggestion["valley"]
     assert set(result.suggestions) == {"minimum", "slide"}
@@ -345,7 +345,7 @@ def test_a_flat_curve_gives_reasons_not_exceptions():
 
 def test_a_run_that_explodes_at_once_has_no_suggestions_but_says_why():
     values = [1.0, 1.0, 1e9] + [1.0] * 50
-    result = lr_find(_model(), _data(), _scripted_loss(values), num_it=100, device="cpu", progress=False)
+    result = lr_find(_model(), _data(), _scripted_loss(values), num_it=100, device="cpu", quiet=True)
     assert len(result.lrs) == 3 and result.suggestions == {}
     assert all("needs at least" in why for why in result.no_suggestion.values())
     result.plot()  # still draws the curve
@@ -358,7 +358,7 @@ def test_bad_arguments():
         lr_find(_model(), _data(), nn.CrossEntropyLoss(), suggest=["valey"], device="cpu")
     empty = DataLoader(TensorDataset(torch.zeros(0, 1, 6, 6), torch.zeros(0).long()), batch_size=4)
     with pytest.raises(ValueError, match="no batches"):
-        lr_find(_model(), empty, nn.CrossEntropyLoss(), device="cpu", progress=False)
+        lr_find(_model(), empty, nn.CrossEntropyLoss(), device="cpu", quiet=True)
 
 
 def test_plot_has_a_log_axis_labels_and_a_named_mark_per_suggestion():

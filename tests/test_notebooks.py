@@ -85,3 +85,49 @@ def test_sync_tool_fixes_a_wrong_badge(tmp_path):
     assert CONFIG["repo"] in fixed.cells[0].source and "someone/else" not in fixed.cells[0].source
     assert fixed.cells[1].source.startswith(sync.SETUP_FIRST_LINE)  # set-up cell inserted
     assert fixed.cells[2].outputs == []  # unchecked output stripped
+
+
+def _course_modules_imported(nb) -> set[str]:
+    """The course_utils modules a notebook's code cells import."""
+    found = set()
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        for line in cell.source.splitlines():
+            match = re.match(r"\s*from course_utils\.(\w+) import", line)
+            if match:
+                found.add(match.group(1))
+            match = re.match(r"\s*from course_utils import (.+)", line)
+            if match:
+                found.update(name.strip(" ()") for name in match.group(1).split(","))
+    return found - {"setup", "Env"}
+
+
+def test_helper_links_point_at_modules_that_exist():
+    assert sync.broken_links() == []
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_helper_a_lesson_uses_is_linked(path):
+    """A learner can click through to the source of every course_utils module the lesson imports."""
+    nb = nbformat.read(path, as_version=4)
+    missing = _course_modules_imported(nb) - set(sync.helper_links(nb))
+    assert not missing, f"{path.name} uses course_utils.{sorted(missing)} without a link to its source"
+
+
+def test_sync_tool_points_helper_links_at_this_repository():
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# T\nSee [pets](course_utils/pets.py) and "
+                                      "[old](https://github.com/someone/else/blob/dev/course_utils/training.py#L10)."),
+    ])
+    text = sync.tidy(nb, CONFIG, "99_test.ipynb").cells[0].source
+    assert f"(https://github.com/{CONFIG['repo']}/blob/{CONFIG['branch']}/course_utils/pets.py)" in text
+    assert f"(https://github.com/{CONFIG['repo']}/blob/{CONFIG['branch']}/course_utils/training.py#L10)" in text
+    assert "someone/else" not in text
+
+
+def test_a_link_to_a_missing_module_is_reported(tmp_path, monkeypatch):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# T\n[gone](course_utils/data.py)")])
+    (tmp_path / "99_test.ipynb").write_text(nbformat.writes(nb))
+    monkeypatch.setattr(sync, "NOTEBOOKS", tmp_path)
+    assert sync.broken_links() == ["99_test.ipynb: course_utils/data.py"]

@@ -1,4 +1,4 @@
-"""The pets data layer (course_utils.pets), offline.
+"""The pets data layer (course_utils.pets, pets_prep and quick_pets), offline.
 
 Full mode is tested on a tiny fake download laid out like the real Oxford-IIIT Pet archives
 and served through file:// URLs (torchvision's resource list is patched, never the internet).
@@ -22,8 +22,8 @@ from torchvision import transforms as v1
 from torchvision.datasets import OxfordIIITPet
 from torchvision.transforms import functional as tvf
 
-from course_utils import pets, plots
-from course_utils.data import DownloadError
+from course_utils import download, pets, pets_prep, plots, quick_pets, transforms
+from course_utils.download import DownloadError
 
 # The first six breeds of the real list.txt: their real class ids are 1..6, so this fake is
 # an exact prefix of the real annotation files (name, CLASS-ID, SPECIES, BREED ID).
@@ -93,7 +93,7 @@ def build_fake_download(folder):
     with tarfile.open(folder / "annotations.tar.gz", "w:gz") as tar:
         _add_dir(tar, "annotations")
         _add(tar, "annotations/README", b"OXFORD-IIIT PET Dataset\n(a fake for tests)\n")
-        _add(tar, "annotations/list.txt", (pets.LIST_HEADER + "".join(lines)).encode())
+        _add(tar, "annotations/list.txt", (pets_prep.LIST_HEADER + "".join(lines)).encode())
         _add(tar, "annotations/trainval.txt", "".join(ln for ln, t in zip(lines, is_test) if not t).encode())
         _add(tar, "annotations/test.txt", "".join(ln for ln, t in zip(lines, is_test) if t).encode())
         _add(tar, "annotations/._trimaps", b"\x00\x05\x16\x07 macOS resource fork")
@@ -120,24 +120,24 @@ def fake_download(tmp_path, monkeypatch):
 
 
 def test_download_pets_unpacks_the_real_layout(fake_download, monkeypatch):
-    root = pets.download_pets(quiet=True)
+    root = pets_prep.download_pets(quiet=True)
     base = root / "oxford-iiit-pet"
     assert len(list((base / "images").glob("*.jpg"))) == 37 and (base / "images/Abyssinian_100.mat").exists()
     assert sorted(p.name for p in (base / "annotations").iterdir()) == [
         "._trimaps", "README", "list.txt", "test.txt", "trainval.txt", "trimaps", "xmls"]
     assert not list(base.glob(".extract-*"))  # no temporary folder left behind
-    assert (pets.pets_folder() / "images.tar.gz").is_file()
+    assert (pets_prep.pets_folder() / "images.tar.gz").is_file()
 
     def no_download(*args, **kwargs):
         raise AssertionError("downloaded again")
 
-    monkeypatch.setattr(pets, "download", no_download)
-    assert pets.download_pets(quiet=True) == root  # unpacked folders are reused as they are
+    monkeypatch.setattr(pets_prep, "download", no_download)
+    assert pets_prep.download_pets(quiet=True) == root  # unpacked folders are reused as they are
 
 
 def test_full_mode_classes_counts_and_cat_dog_labels(fake_download):
     root = pets.pets_root(quick=False, quiet=True)
-    assert root == pets.pets_folder() / "resized-256"
+    assert root == pets_prep.pets_folder() / "resized-256"
     breeds = OxfordIIITPet(root, split="trainval", target_types="category")
     binary = OxfordIIITPet(root, split="trainval", target_types="binary-category")
     test = OxfordIIITPet(root, split="test", target_types="category")
@@ -153,14 +153,14 @@ def test_full_mode_classes_counts_and_cat_dog_labels(fake_download):
 
 
 def test_pets_dataloaders_full_mode(fake_download):
-    train_dl, valid_dl, names = pets.pets_dataloaders("breeds", size=32, batch_size=6, quick=False,
+    train_dl, valid_dl, names = pets.pets_dataloaders("breeds", image_size=32, batch_size=6, quick=False,
                                                       pretrained_norm=True, device="cpu")
     assert names == FAKE_NAMES
     assert (len(train_dl.dataset), len(valid_dl.dataset)) == (18, 6)  # 24 trainval images, 20% of each breed
     images, labels = next(iter(train_dl))
     assert images.shape == (6, 3, 32, 32) and images.dtype == torch.float32 and labels.dtype == torch.int64
     assert sorted(label for _, label in valid_dl.dataset) == [0, 1, 2, 3, 4, 5]  # one of each breed
-    test_dl = pets.pets_test_loader("binary", size=32, quick=False, device="cpu")
+    test_dl = pets.pets_test_loader("binary", image_size=32, quick=False, device="cpu")
     assert len(test_dl.dataset) == 12 and not test_dl.drop_last
     torch.testing.assert_close(test_dl.dataset[0][0], test_dl.dataset[0][0])  # no randomness in testing
 
@@ -183,8 +183,8 @@ def test_split_is_fixed_disjoint_stratified_and_reproducible():
 
 
 def test_split_is_the_same_for_both_tasks(fake_download):
-    a_train, a_valid, _ = pets.pets_datasets("binary", size=32, quick=False)
-    b_train, b_valid, _ = pets.pets_datasets("breeds", size=32, quick=False)
+    a_train, a_valid, _ = pets.pets_datasets("binary", image_size=32, quick=False)
+    b_train, b_valid, _ = pets.pets_datasets("breeds", image_size=32, quick=False)
     assert a_train.indices == b_train.indices and a_valid.indices == b_valid.indices
 
 
@@ -192,8 +192,8 @@ def test_split_is_the_same_for_both_tasks(fake_download):
 
 
 def test_resized_copies_have_the_right_size_and_content(fake_download):
-    source = pets.download_pets(quiet=True)
-    done = pets.resize_pets(source, workers=1, quiet=True)
+    source = pets_prep.download_pets(quiet=True)
+    done = pets_prep.resize_pets(source, workers=1, quiet=True)
     originals, copies = source / "oxford-iiit-pet/images", done / "oxford-iiit-pet/images"
     ids = pets.split_ids(source, "trainval") + pets.split_ids(source, "test")
     assert sorted(p.stem for p in copies.iterdir()) == sorted(ids)  # listed images only: no .mat, no Bengal_99
@@ -210,11 +210,11 @@ def test_resized_copies_have_the_right_size_and_content(fake_download):
 
 
 def test_worker_processes_give_the_same_files(fake_download, monkeypatch):
-    source = pets.download_pets(quiet=True)
-    serial = pets.resize_pets(source, workers=1, quiet=True)
+    source = pets_prep.download_pets(quiet=True)
+    serial = pets_prep.resize_pets(source, workers=1, quiet=True)
     serial_bytes = {p.name: p.read_bytes() for p in (serial / "oxford-iiit-pet/images").iterdir()}
     serial.rename(serial.with_name("serial"))
-    parallel = pets.resize_pets(source, workers=2, quiet=True)
+    parallel = pets_prep.resize_pets(source, workers=2, quiet=True)
     assert {p.name: p.read_bytes() for p in (parallel / "oxford-iiit-pet/images").iterdir()} == serial_bytes
 
 
@@ -225,16 +225,16 @@ def test_finished_cache_is_used_without_any_work(fake_download, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("should not run")
 
-    monkeypatch.setattr(pets, "_resize_job", fail)
-    monkeypatch.setattr(pets, "download", fail)
+    monkeypatch.setattr(pets_prep, "_resize_job", fail)
+    monkeypatch.setattr(pets_prep, "download", fail)
     assert pets.pets_root(quick=False, quiet=True) == done
-    assert pets.resize_pets(pets.pets_folder() / "original", quiet=True) == done
+    assert pets_prep.resize_pets(pets_prep.pets_folder() / "original", quiet=True) == done
     assert (done / "preprocessing.json").stat().st_mtime_ns == stamp
 
 
 def test_interrupted_preprocessing_is_finished_by_a_rerun(fake_download, monkeypatch):
-    source = pets.download_pets(quiet=True)
-    real_job, calls = pets._resize_job, []
+    source = pets_prep.download_pets(quiet=True)
+    real_job, calls = pets_prep._resize_job, []
 
     def crash_after_ten(job):
         if len(calls) == 10:
@@ -242,11 +242,11 @@ def test_interrupted_preprocessing_is_finished_by_a_rerun(fake_download, monkeyp
         calls.append(job)
         real_job(job)
 
-    monkeypatch.setattr(pets, "_resize_job", crash_after_ten)
+    monkeypatch.setattr(pets_prep, "_resize_job", crash_after_ten)
     with pytest.raises(KeyboardInterrupt):
-        pets.resize_pets(source, workers=1, quiet=True)
-    final = pets.pets_folder() / "resized-256"
-    partial = pets.pets_folder() / "resized-256.partial"
+        pets_prep.resize_pets(source, workers=1, quiet=True)
+    final = pets_prep.pets_folder() / "resized-256"
+    partial = pets_prep.pets_folder() / "resized-256.partial"
     assert not final.exists()  # nothing that looks finished
     made = list((partial / "oxford-iiit-pet/images").glob("*.jpg"))
     assert len(made) == 10
@@ -256,8 +256,8 @@ def test_interrupted_preprocessing_is_finished_by_a_rerun(fake_download, monkeyp
     (partial / "oxford-iiit-pet/images/beagle_1.jpg.part").write_bytes(b"half a JPEG")  # a killed worker's leftover
 
     rerun = []
-    monkeypatch.setattr(pets, "_resize_job", lambda job: (rerun.append(job), real_job(job)))
-    assert pets.resize_pets(source, workers=1, quiet=True) == final
+    monkeypatch.setattr(pets_prep, "_resize_job", lambda job: (rerun.append(job), real_job(job)))
+    assert pets_prep.resize_pets(source, workers=1, quiet=True) == final
     assert len(rerun) == 36 - 10  # picks up where it stopped
     assert not partial.exists() and not list(final.rglob("*.part"))
     assert len(list((final / "oxford-iiit-pet/images").glob("*.jpg"))) == 36
@@ -274,7 +274,7 @@ def test_failed_download_is_clear_and_leaves_nothing(tmp_path, monkeypatch):
         pets.pets_root(quick=False, quiet=True)
     message = str(info.value)
     assert missing in message and "COURSE_QUICK=1" in message
-    leftovers = sorted(str(p.relative_to(pets.pets_folder())) for p in pets.pets_folder().rglob("*"))
+    leftovers = sorted(str(p.relative_to(pets_prep.pets_folder())) for p in pets_prep.pets_folder().rglob("*"))
     assert leftovers == []
 
 
@@ -282,9 +282,9 @@ def test_damaged_archive_is_rejected_by_its_checksum(fake_download, monkeypatch)
     (url, md5), annotations = fake_download
     monkeypatch.setattr(OxfordIIITPet, "_RESOURCES", ((url, "f" * 32), annotations))
     with pytest.raises(DownloadError, match="md5 checksum"):
-        pets.download_pets(quiet=True)
-    assert not (pets.pets_folder() / "images.tar.gz").exists()
-    assert not (pets.pets_folder() / "original/oxford-iiit-pet/images").exists()
+        pets_prep.download_pets(quiet=True)
+    assert not (pets_prep.pets_folder() / "images.tar.gz").exists()
+    assert not (pets_prep.pets_folder() / "original/oxford-iiit-pet/images").exists()
 
 
 def _evil_archive(path):
@@ -302,14 +302,14 @@ def test_unsafe_archive_is_refused(tmp_path, monkeypatch, python_filter):
         pytest.skip("this Python has no tarfile filters")
     dest = tmp_path / "dest" / "oxford-iiit-pet"
     with pytest.raises(RuntimeError, match="Could not unpack"):
-        pets.extract_archive(_evil_archive(tmp_path / "evil.tar.gz"), dest, "images")
+        download.extract_archive(_evil_archive(tmp_path / "evil.tar.gz"), dest, "images")
     assert not (tmp_path / "dest" / "evil.txt").exists() and not (tmp_path / "evil.txt").exists()
     assert sorted(p.name for p in dest.iterdir()) == []  # no images/, no temporary folder
 
 
 def test_own_check_extracts_a_good_archive(fake_download, monkeypatch):
     monkeypatch.delattr(tarfile, "data_filter", raising=False)
-    root = pets.download_pets(quiet=True)
+    root = pets_prep.download_pets(quiet=True)
     assert len(pets.split_ids(root, "trainval")) == 24
 
 
@@ -323,18 +323,18 @@ def _photo_image(w=300, h=220, seed=0) -> Image.Image:
 
 def test_valid_transform_matches_the_classic_torchvision_pipeline():
     image = _photo_image()
-    ours = pets.valid_transform(224)(image)
+    ours = transforms.valid_transform(224)(image)
     reference = v1.Compose([v1.Resize(256), v1.CenterCrop(224), v1.ToTensor(),
-                            v1.Normalize(pets.IMAGENET_MEAN, pets.IMAGENET_STD)])(image)
+                            v1.Normalize(transforms.IMAGENET_MEAN, transforms.IMAGENET_STD)])(image)
     assert ours.shape == (3, 224, 224) and ours.dtype == torch.float32
     torch.testing.assert_close(ours, reference)
-    plain = pets.valid_transform(64, None, None)(image)
+    plain = transforms.valid_transform(64, None, None)(image)
     assert plain.shape == (3, 64, 64) and 0 <= plain.min() and plain.max() <= 1
     torch.testing.assert_close(plain, v1.Compose([v1.Resize(73), v1.CenterCrop(64), v1.ToTensor()])(image))
 
 
 def test_train_transform_is_random_but_seeded():
-    image, transform = _photo_image(), pets.train_transform(96)
+    image, transform = _photo_image(), transforms.train_transform(96)
     torch.manual_seed(0)
     a = transform(image)
     b = transform(image)
@@ -346,19 +346,19 @@ def test_train_transform_is_random_but_seeded():
 
 def test_denormalize_undoes_normalize():
     x = torch.rand(4, 3, 16, 16)
-    normalized = tvf.normalize(x, list(pets.IMAGENET_MEAN), list(pets.IMAGENET_STD))
-    torch.testing.assert_close(pets.denormalize(normalized), x)
-    torch.testing.assert_close(pets.denormalize(normalized[0]), x[0])  # one image works too
-    assert pets.denormalize(torch.full((3, 2, 2), 5.0)).max() == 1  # clipped for display
-    torch.testing.assert_close(pets.denormalize(x, None, None), x)
-    assert pets.norm_stats(True) == (list(pets.IMAGENET_MEAN), list(pets.IMAGENET_STD))
-    assert pets.norm_stats(False) == (None, None)
+    normalized = tvf.normalize(x, list(transforms.IMAGENET_MEAN), list(transforms.IMAGENET_STD))
+    torch.testing.assert_close(transforms.denormalize(normalized), x)
+    torch.testing.assert_close(transforms.denormalize(normalized[0]), x[0])  # one image works too
+    assert transforms.denormalize(torch.full((3, 2, 2), 5.0)).max() == 1  # clipped for display
+    torch.testing.assert_close(transforms.denormalize(x, None, None), x)
+    assert transforms.norm_stats(True) == (list(transforms.IMAGENET_MEAN), list(transforms.IMAGENET_STD))
+    assert transforms.norm_stats(False) == (None, None)
 
 
 def test_an_augmented_batch_can_be_shown():
     train_dl, _, names = pets.pets_dataloaders("breeds", batch_size=8, quick=True, device="cpu")
     images, labels = next(iter(train_dl))
-    shown = pets.denormalize(images)
+    shown = transforms.denormalize(images)
     assert shown.min() >= 0 and shown.max() <= 1 and shown.shape == images.shape
     fig = plots.show_images(shown, titles=[names[i] for i in labels], suptitle="Augmented batch")
     assert [ax.get_title() for ax in fig.axes] == [names[i] for i in labels]
@@ -368,7 +368,7 @@ def test_an_augmented_batch_can_be_shown():
 
 
 def test_loader_settings_on_cpu_and_cuda(monkeypatch):
-    monkeypatch.setattr(pets, "default_workers", lambda: 2)  # like Colab
+    monkeypatch.setattr(pets, "cpu_cores", lambda: 2)  # like Colab
     cpu_train = pets.loader_kwargs(torch.device("cpu"), train=True)
     assert cpu_train == {"shuffle": True, "drop_last": True, "num_workers": 2,
                          "persistent_workers": True, "pin_memory": False}
@@ -377,7 +377,6 @@ def test_loader_settings_on_cpu_and_cuda(monkeypatch):
                           "persistent_workers": True, "pin_memory": True}
     quick = pets.loader_kwargs("cuda", train=True, quick=True)
     assert quick["num_workers"] == 0 and not quick["persistent_workers"] and quick["pin_memory"]
-    assert pets.default_workers() == 2
 
 
 def test_dataloaders_follow_the_device(monkeypatch):
@@ -407,11 +406,11 @@ def test_bad_arguments_give_clear_errors():
 
 
 def test_quick_data_has_the_real_layout():
-    root = pets.make_quick_pets(quiet=True)
+    root = quick_pets.make_quick_pets(quiet=True)
     base = root / "oxford-iiit-pet"
     rows = [line.split() for line in (base / "annotations/list.txt").read_text().splitlines()]
     header, rows = rows[:6], rows[6:]
-    assert (base / "annotations/list.txt").read_text().startswith(pets.LIST_HEADER) and header[0][0] == "#Image"
+    assert (base / "annotations/list.txt").read_text().startswith(pets_prep.LIST_HEADER) and header[0][0] == "#Image"
     assert len(rows) == 240 and all(len(r) == 4 for r in rows)
     assert sorted(p.stem for p in (base / "images").glob("*.jpg")) == sorted(r[0] for r in rows)
     names = sorted({r[0].rsplit("_", 1)[0] for r in rows}, key=str.lower)
@@ -427,19 +426,19 @@ def test_quick_data_has_the_real_layout():
 
 
 def test_quick_data_is_deterministic_and_made_once(tmp_path, monkeypatch):
-    first = pets.make_quick_pets(quiet=True)
+    first = quick_pets.make_quick_pets(quiet=True)
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(first.rglob("*.*")))).hexdigest()
     stamp = (first / "oxford-iiit-pet/annotations/list.txt").stat().st_mtime_ns
-    assert pets.make_quick_pets(quiet=True) == first
+    assert quick_pets.make_quick_pets(quiet=True) == first
     assert (first / "oxford-iiit-pet/annotations/list.txt").stat().st_mtime_ns == stamp
     monkeypatch.setenv("COURSE_DATA", str(tmp_path / "elsewhere"))
-    second = pets.make_quick_pets(quiet=True)
+    second = quick_pets.make_quick_pets(quiet=True)
     assert second != first
     assert hashlib.sha256(b"".join(p.read_bytes() for p in sorted(second.rglob("*.*")))).hexdigest() == digest
 
 
 def test_interrupted_quick_generation_leaves_nothing(monkeypatch):
-    real, count = pets.draw_quick_pet, []
+    real, count = quick_pets.draw_quick_pet, []
 
     def crash(*args):
         count.append(1)
@@ -447,12 +446,12 @@ def test_interrupted_quick_generation_leaves_nothing(monkeypatch):
             raise KeyboardInterrupt
         return real(*args)
 
-    monkeypatch.setattr(pets, "draw_quick_pet", crash)
+    monkeypatch.setattr(quick_pets, "draw_quick_pet", crash)
     with pytest.raises(KeyboardInterrupt):
-        pets.make_quick_pets(quiet=True)
-    assert list(pets.pets_folder().iterdir()) == []
-    monkeypatch.setattr(pets, "draw_quick_pet", real)
-    assert len(pets.split_ids(pets.make_quick_pets(quiet=True), "trainval")) == 180
+        quick_pets.make_quick_pets(quiet=True)
+    assert list(pets_prep.pets_folder().iterdir()) == []
+    monkeypatch.setattr(quick_pets, "draw_quick_pet", real)
+    assert len(pets.split_ids(quick_pets.make_quick_pets(quiet=True), "trainval")) == 180
 
 
 def test_quick_mode_is_the_default_size_and_shape(monkeypatch):
@@ -460,7 +459,7 @@ def test_quick_mode_is_the_default_size_and_shape(monkeypatch):
     train_dl, valid_dl, names = pets.pets_dataloaders(batch_size=16, device="cpu")
     assert names == ["Cat", "Dog"]
     images, labels = next(iter(train_dl))
-    assert images.shape == (16, 3, pets.QUICK_SIZE, pets.QUICK_SIZE)
+    assert images.shape == (16, 3, transforms.QUICK_IMAGE_SIZE, transforms.QUICK_IMAGE_SIZE)
     assert (len(train_dl.dataset), len(valid_dl.dataset)) == (144, 36)
 
 
@@ -474,7 +473,7 @@ def _small_cnn(num_classes: int) -> nn.Sequential:
 def _train_and_validate(task: str, epochs: int = 10) -> float:
     """A plain PyTorch loop on quick mode's data at 48 pixels; returns the validation accuracy."""
     torch.manual_seed(0)
-    train_ds, valid_ds, names = pets.pets_datasets(task, size=48, quick=True, pretrained_norm=False)
+    train_ds, valid_ds, names = pets.pets_datasets(task, image_size=48, quick=True, pretrained_norm=False)
     train_dl = DataLoader(train_ds, batch_size=16, shuffle=True, drop_last=True)
     model = _small_cnn(len(names))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)

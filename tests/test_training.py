@@ -9,23 +9,10 @@ import torchvision
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from course_utils import training
-from course_utils.training import (
-    History,
-    accuracy,
-    error_rate,
-    evaluate,
-    fit,
-    freeze,
-    layer_groups,
-    make_optimizer,
-    move_batch,
-    one_cycle,
-    running_mean,
-    spread_lrs,
-    unfreeze,
-    use_cuda_speedups,
-)
+from course_utils import env, training
+from course_utils.history import History, running_mean
+from course_utils.optim import freeze, layer_groups, make_optimizer, one_cycle, spread_lrs, unfreeze
+from course_utils.training import accuracy, error_rate, evaluate, fit, move_batch, use_cuda_speedups
 
 
 class SmallNet(nn.Module):
@@ -166,7 +153,7 @@ def test_a_frozen_body_does_not_change_but_its_batchnorm_does():
     freeze(model)
     conv_before, bn_before, fc_before = (m.weight.clone() for m in (model.conv, model.bn, model.fc))
     stats_before = model.bn.running_mean.clone()
-    fit(model, train, None, nn.CrossEntropyLoss(), 1, lr=1e-2, device="cpu", progress=False)
+    fit(model, train, None, nn.CrossEntropyLoss(), 1, lr=1e-2, device="cpu", quiet=True)
     assert torch.equal(model.conv.weight, conv_before)
     assert not torch.equal(model.bn.weight, bn_before) and not torch.equal(model.fc.weight, fc_before)
     assert not torch.equal(model.bn.running_mean, stats_before)
@@ -268,7 +255,7 @@ def test_fit_does_exactly_what_a_plain_pytorch_loop_does(grad_clip):
     train, valid = _loaders()
     ours, theirs = _net(), _net()
     history = fit(ours, train, valid, nn.CrossEntropyLoss(), 3, lr=3e-3, grad_clip=grad_clip, device="cpu",
-                  progress=False)
+                  quiet=True)
     train, valid = _loaders()  # same shuffles
     expected_losses = _reference_loop(theirs, train, valid, 3, 3e-3, grad_clip)
     assert history.batch_losses == pytest.approx(expected_losses, rel=1e-6)
@@ -279,16 +266,16 @@ def test_fit_does_exactly_what_a_plain_pytorch_loop_does(grad_clip):
 def test_gradient_clipping_changes_the_result():
     train, _ = _loaders()
     clipped, unclipped = _net(), _net()
-    fit(clipped, train, None, nn.CrossEntropyLoss(), 2, lr=3e-3, grad_clip=0.05, device="cpu", progress=False)
+    fit(clipped, train, None, nn.CrossEntropyLoss(), 2, lr=3e-3, grad_clip=0.05, device="cpu", quiet=True)
     train, _ = _loaders()
-    fit(unclipped, train, None, nn.CrossEntropyLoss(), 2, lr=3e-3, device="cpu", progress=False)
+    fit(unclipped, train, None, nn.CrossEntropyLoss(), 2, lr=3e-3, device="cpu", quiet=True)
     assert not torch.allclose(clipped.fc.weight, unclipped.fc.weight)
 
 
 def test_history_records_every_epoch_and_batch(capsys):
     train, valid = _loaders()
     history = fit(_net(), train, valid, nn.CrossEntropyLoss(), 3, lr=1e-2, metrics=[accuracy, error_rate],
-                  device="cpu", progress=False)
+                  device="cpu")
     assert [row["epoch"] for row in history.rows] == [1, 2, 3]
     assert history.columns == ["epoch", "train_loss", "valid_loss", "accuracy", "error_rate", "time"]
     assert len(history.batch_losses) == len(history.batch_lrs) == len(history.batch_moms) == 3 * len(train)
@@ -298,7 +285,7 @@ def test_history_records_every_epoch_and_batch(capsys):
         assert row["time"] > 0
     assert max(history.batch_lrs) == pytest.approx(1e-2, rel=0.05) and history.batch_lrs[0] == pytest.approx(1e-2 / 25)
     assert history.best_epoch == 1 + int(np.argmin(history.column("valid_loss")))
-    assert not history.mixed_precision and not history.interrupted
+    assert not history.cuda_speedups and not history.interrupted
 
     printed = capsys.readouterr().out.splitlines()  # in a terminal: header, then one line per epoch
     assert printed[0].split() == history.columns and len(printed) == 4
@@ -312,7 +299,7 @@ def test_history_records_every_epoch_and_batch(capsys):
 
 def test_train_loss_weights_a_smaller_last_batch_by_its_size():
     train, _ = _loaders(n=42)  # batches of 8, 8, 8, 8, 8 and 2
-    history = fit(_net(), train, None, nn.CrossEntropyLoss(), 1, device="cpu", progress=False, show_table=False)
+    history = fit(_net(), train, None, nn.CrossEntropyLoss(), 1, device="cpu", quiet=True)
     sizes = [8, 8, 8, 8, 8, 2]
     expected = sum(loss * n for loss, n in zip(history.batch_losses, sizes)) / 42
     assert history.rows[0]["train_loss"] == pytest.approx(expected)
@@ -320,30 +307,30 @@ def test_train_loss_weights_a_smaller_last_batch_by_its_size():
 
 
 def test_the_table_can_be_hidden(capsys):
-    fit(_net(), _loaders()[0], None, nn.CrossEntropyLoss(), 1, device="cpu", progress=False, show_table=False)
+    fit(_net(), _loaders()[0], None, nn.CrossEntropyLoss(), 1, device="cpu", quiet=True)
     assert capsys.readouterr().out == ""
 
 
 def test_constant_rate_without_the_schedule():
     train, _ = _loaders()
     history = fit(_net(), train, None, nn.CrossEntropyLoss(), 2, lr=1e-3, one_cycle_schedule=False, device="cpu",
-                  progress=False)
+                  quiet=True)
     assert set(history.batch_lrs) == {1e-3} and set(history.batch_moms) == {0.9}
 
 
 def test_metric_names_from_a_mapping_or_a_lambda():
     train, valid = _loaders()
     history = fit(_net(), train, valid, nn.CrossEntropyLoss(), 1, metrics={"acc": accuracy}, device="cpu",
-                  progress=False)
+                  quiet=True)
     assert history.metric_names == ["acc"]
     history = fit(_net(), train, valid, nn.CrossEntropyLoss(), 1, metrics=[lambda o, t: accuracy(o, t)],
-                  device="cpu", progress=False)
+                  device="cpu", quiet=True)
     assert history.metric_names == ["metric1"]
 
 
 def test_no_validation_data():
     train, _ = _loaders()
-    history = fit(_net(), train, None, nn.CrossEntropyLoss(), 2, metrics=[accuracy], device="cpu", progress=False)
+    history = fit(_net(), train, None, nn.CrossEntropyLoss(), 2, metrics=[accuracy], device="cpu", quiet=True)
     assert history.best_epoch is None and all(math.isnan(v) for v in history.column("valid_loss"))
     assert history.table().splitlines()[1].split()[2:4] == ["-", "-"]
     history.plot()
@@ -381,7 +368,7 @@ def test_best_epoch_and_its_weights_are_kept():
         return accuracy(outputs, targets)
 
     history = fit(model, train, valid, loss_fn, 3, metrics=[reset_each_epoch], keep_best=True, device="cpu",
-                  progress=False)
+                  quiet=True)
     assert history.column("valid_loss") == pytest.approx([3.0, 1.0, 2.0])
     assert history.best_epoch == 2
     for key, value in weights_at_validation[1].items():
@@ -409,7 +396,7 @@ class InterruptingLoader:
 def test_keyboard_interrupt_stops_cleanly_and_keeps_the_history(capsys):
     train, valid = _loaders()
     history = fit(_net(), InterruptingLoader(train, epoch=2, batch=3), valid, nn.CrossEntropyLoss(), 4,
-                  device="cpu", progress=False)
+                  device="cpu", quiet=True)
     assert history.interrupted and len(history.rows) == 1
     assert len(history.batch_losses) == len(history.batch_lrs) == len(history.batch_moms) == 5 + 3
     assert all(math.isfinite(v) for v in history.batch_losses)
@@ -420,8 +407,8 @@ def test_cuda_speedups_are_off_on_the_cpu_by_default():
     train, _ = _loaders()
     model, dtypes = _net(), []
     model.conv.register_forward_hook(lambda module, inputs, output: dtypes.append(output.dtype))
-    history = fit(model, train, None, nn.CrossEntropyLoss(), 1, device="cpu", progress=False)
-    assert not history.mixed_precision and set(dtypes) == {torch.float32}
+    history = fit(model, train, None, nn.CrossEntropyLoss(), 1, device="cpu", quiet=True)
+    assert not history.cuda_speedups and set(dtypes) == {torch.float32}
     assert model.conv.weight.is_contiguous()
 
 
@@ -431,8 +418,8 @@ def test_the_cuda_speedup_path_runs_when_forced_on_the_cpu():
     model, dtypes = _net(), []
     model.conv.register_forward_hook(lambda module, inputs, output: dtypes.append(output.dtype))
     history = fit(model, train, valid, nn.CrossEntropyLoss(), 2, metrics=[accuracy], device="cpu",
-                  cuda_speedups=True, progress=False)
-    assert history.mixed_precision and set(dtypes) == {torch.float16}
+                  cuda_speedups=True, quiet=True)
+    assert history.cuda_speedups and set(dtypes) == {torch.float16}
     assert model.conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert model.conv.weight.dtype == torch.float32  # the weights themselves stay 32-bit
     assert all(math.isfinite(v) for v in history.batch_losses + history.column("valid_loss"))
@@ -441,10 +428,10 @@ def test_the_cuda_speedup_path_runs_when_forced_on_the_cpu():
 def test_discriminative_rates_reach_fit():
     train, _ = _loaders()
     model = _net()
-    history = fit(model, train, None, nn.CrossEntropyLoss(), 4, lr=slice(1e-4, 1e-2), device="cpu", progress=False)
+    history = fit(model, train, None, nn.CrossEntropyLoss(), 4, lr=slice(1e-4, 1e-2), device="cpu", quiet=True)
     assert max(history.batch_lrs) == pytest.approx(1e-2)  # the head's rate is recorded: it peaks at step 5 of 20
     with pytest.raises(ValueError, match="3 learning rates for 2 layer groups"):
-        fit(model, train, None, nn.CrossEntropyLoss(), 1, lr=[1e-4, 1e-3, 1e-2], device="cpu", progress=False)
+        fit(model, train, None, nn.CrossEntropyLoss(), 1, lr=[1e-4, 1e-3, 1e-2], device="cpu", quiet=True)
 
 
 def test_fit_refuses_what_it_cannot_train():
@@ -477,13 +464,83 @@ def test_history_plot_is_labelled():
 
 
 def test_notebook_detection_is_false_outside_a_kernel():
-    assert training.in_jupyter_kernel() is False
+    assert env.in_jupyter_kernel() is False
 
 
 def test_progress_bars_do_not_change_the_order_of_batches():
     # tqdm.auto wrapped around a DataLoader starts an extra pass over it (tqdm issue #1598),
     # which would draw a different shuffle; fit's bars must leave the data order alone.
-    with_bars = fit(_net(), _loaders()[0], _loaders()[1], nn.CrossEntropyLoss(), 2, device="cpu", progress=True)
-    without = fit(_net(), _loaders()[0], _loaders()[1], nn.CrossEntropyLoss(), 2, device="cpu", progress=False)
+    with_bars = fit(_net(), _loaders()[0], _loaders()[1], nn.CrossEntropyLoss(), 2, device="cpu", quiet=False)
+    without = fit(_net(), _loaders()[0], _loaders()[1], nn.CrossEntropyLoss(), 2, device="cpu", quiet=True)
     assert with_bars.batch_losses == without.batch_losses
     assert with_bars.rows[-1]["valid_loss"] == without.rows[-1]["valid_loss"]
+
+
+# ----------------------------------------------------------------------------- the redesign's promises
+
+
+class LooseParameter(SmallNet):
+    """A head called fc, plus a parameter that belongs to no child module (a learned temperature)."""
+
+    def __init__(self):
+        super().__init__()
+        self.temperature = nn.Parameter(torch.ones(()))
+
+    def forward(self, x):
+        return super().forward(x) / self.temperature
+
+
+def test_one_rate_needs_no_layer_groups():
+    model = LooseParameter()
+    optimizer = make_optimizer(model, 1e-3)  # layer_groups would refuse this model; one rate does not ask for them
+    assert len(optimizer.param_groups) == 2  # decayed weights, and the rest
+    in_optimizer = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    assert in_optimizer == {id(p) for p in model.parameters()}
+    with pytest.raises(ValueError, match="exactly once"):
+        make_optimizer(model, slice(1e-4, 1e-3))  # spread rates do need the body and the head
+    history = fit(model, _loaders()[0], None, nn.CrossEntropyLoss(), 1, device="cpu", quiet=True)
+    assert len(history.batch_losses) == 5
+
+
+def test_a_skipped_mixed_precision_update_does_not_advance_the_schedule(recwarn):
+    """GradScaler skips the update of a step whose gradients overflow (always, with this huge scale).
+
+    Stepping the scheduler anyway would warn "lr_scheduler.step() before optimizer.step()" and
+    shift the schedule; train_one_epoch steps it only after a real update.
+    """
+    model = _net()
+    optimizer = make_optimizer(model, 1e-2)
+    scheduler = one_cycle(optimizer, total_steps=10)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 100, growth_interval=1)
+    history = History()
+    training.train_one_epoch(model, _loaders()[0], nn.CrossEntropyLoss(), optimizer, scheduler, scaler,
+                             cuda_speedups=True, history=history, quiet=True)
+    assert not [w for w in recwarn.list if "lr_scheduler.step()" in str(w.message)]
+    skipped = scheduler.last_epoch < 5
+    assert skipped and scaler.get_scale() < 2.0 ** 100
+    # the rate stayed where it was for every skipped step, then followed the schedule
+    assert history.batch_lrs[0] == history.batch_lrs[1] == pytest.approx(1e-2 / 25)
+
+
+def test_copies_are_asynchronous_only_on_cuda(monkeypatch):
+    seen = []
+    real_to = torch.Tensor.to
+
+    def recording_to(self, *args, **kwargs):
+        seen.append(kwargs.get("non_blocking", False))
+        return real_to(self, "cpu")
+
+    monkeypatch.setattr(torch.Tensor, "to", recording_to)
+    batch = (torch.zeros(2, 3, 4, 4), torch.zeros(2, dtype=torch.long))
+    for device, expected in [("cpu", False), ("mps", False), ("cuda", True)]:
+        seen.clear()
+        move_batch(batch, torch.device(device))
+        assert seen == [expected, expected], device
+
+
+def test_interrupt_in_the_middle_of_a_batch_keeps_only_finished_batches():
+    train, valid = _loaders()
+    history = fit(_net(), InterruptingLoader(train, epoch=1, batch=2), valid, nn.CrossEntropyLoss(), 2,
+                  device="cpu", quiet=True)
+    assert history.interrupted and history.rows == []
+    assert len(history.batch_losses) == len(history.batch_lrs) == len(history.batch_moms) == 2

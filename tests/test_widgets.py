@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from course_utils import filters, widgets
-from course_utils.data import samples_dir
+from course_utils.env import samples_dir
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def test_choosing_a_preset_fills_in_its_numbers_and_redraws(grey, rendered):
     explorer = widgets.build_kernel_explorer(grey, preset="identity")
     before = explorer.picture.value
     explorer.preset.value = "gaussian blur"
-    np.testing.assert_allclose(widgets.read_kernel(explorer.boxes), filters.get_kernel("gaussian blur"))
+    np.testing.assert_allclose(widgets.read_kernel(explorer.boxes), filters.PRESETS["gaussian blur"])
     assert len(rendered) == 2 and explorer.picture.value != before
     image, kernel = rendered[-1]
     np.testing.assert_array_equal(image, grey)

@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from course_utils import pets, widgets
+from course_utils import transforms, widgets
 from course_utils.checkpoint import Checkpoint
-from course_utils.data import samples_dir
+from course_utils.env import samples_dir
 from course_utils.inference import Predictor
 from course_utils.models import build_resnet
 
@@ -23,7 +23,7 @@ NAMES = ["cat", "dog", "fox"]
 def predictor() -> Predictor:
     torch.manual_seed(0)
     model, _ = build_resnet("resnet18", pretrained=False, num_classes=len(NAMES))
-    mean, std = pets.norm_stats(True)
+    mean, std = transforms.norm_stats(True)
     return Predictor(model, Checkpoint("resnet18", NAMES, 32, mean, std))
 
 

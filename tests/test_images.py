@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from course_utils.inference import BadImageError, folder_files, load_image
+from course_utils.images import BadImageError, folder_files, load_image
 
 RED = (220, 30, 30)
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from course_utils import data
-from course_utils.data import DownloadError, download
+from course_utils import download as download_module
+from course_utils import env
+from course_utils.download import DownloadError, download
 
 PAYLOAD = b"course data " * 5000  # 60 kB
 SHA256 = "sha256:" + hashlib.sha256(PAYLOAD).hexdigest()
@@ -55,13 +56,13 @@ def leftovers(folder: Path) -> list[str]:
 
 def test_data_dir_follows_env_var(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_DATA", str(tmp_path / "elsewhere"))
-    assert data.data_dir() == tmp_path / "elsewhere"
-    assert data.data_dir().is_dir()
+    assert env.data_dir() == tmp_path / "elsewhere"
+    assert env.data_dir().is_dir()
 
 
 def test_data_dir_defaults_to_repo_data_folder(monkeypatch):
     monkeypatch.delenv("COURSE_DATA")
-    assert data.data_dir() == Path(data.__file__).resolve().parent.parent / "data"
+    assert env.data_dir() == Path(env.__file__).resolve().parent.parent / "data"
 
 
 def test_download_verifies_and_renames(server, tmp_path):
@@ -159,7 +160,7 @@ def test_interrupted_download_leaves_no_part_file(server, tmp_path, monkeypatch)
     def interrupt(self, block):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(data.tqdm, "update", interrupt)
+    monkeypatch.setattr(download_module.tqdm, "update", interrupt)
     with pytest.raises(KeyboardInterrupt):
         download(f"{server}/file.bin", tmp_path / "file.bin", quiet=True)
     assert list(tmp_path.iterdir()) == []
@@ -171,4 +172,4 @@ def test_malformed_checksum_is_rejected_before_downloading(tmp_path):
 
 
 def test_verify_reports_why():
-    assert data.verify(Path("/nonexistent/file")) == "the file does not exist"
+    assert download_module.verify(Path("/nonexistent/file")) == "the file does not exist"
