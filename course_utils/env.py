@@ -30,6 +30,7 @@ import torch
 
 DEFAULT_SEED = 42
 DATA_ENV_VAR = "COURSE_DATA"
+CAP_ENV_VAR = "COURSE_TRAIN_CAP"
 _TRUE = {"1", "true", "yes", "on"}
 _REPO = Path(__file__).resolve().parent.parent  # the course's folder, when course_utils sits in a clone
 
@@ -44,6 +45,24 @@ def is_quick() -> bool:
     if flag is not None and flag.strip() != "":
         return flag.strip().lower() in _TRUE
     return os.environ.get("CI", "").strip().lower() in _TRUE
+
+
+def train_cap() -> int | None:
+    """The cap ``COURSE_TRAIN_CAP=N`` puts on training runs, or ``None`` (no cap: how learners run).
+
+    The full-mode rehearsal (``make rehearsal``) runs every lesson on a CPU, where one epoch of
+    real-size photos takes minutes. With ``COURSE_TRAIN_CAP=N`` each ``training.fit`` runs at most
+    ``N`` epochs, each pass over a data loader in ``training``, ``lr_finder`` and ``interpret``
+    stops after ``N`` batches, and each learning-rate finder after ``N`` steps. Nothing else
+    changes: the data, the image size, the architecture and the code path are those of the
+    lesson, and ``setup()`` prints the cap so the numbers are never mistaken for results.
+    """
+    value = os.environ.get(CAP_ENV_VAR, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{CAP_ENV_VAR} must be a whole number of at least 1 (or unset), got {value!r}")
+    return int(value)
 
 
 def data_dir() -> Path:
@@ -136,17 +155,20 @@ class Env:
     quick: bool
     seed: int
     colab: bool
+    train_cap: int | None = None
 
     def summary(self) -> str:
         mode = "QUICK (small data, few steps: numbers are not real results)" if self.quick else "FULL"
         where = " | on Colab" if self.colab else ""
-        return f"device: {describe_device(self.device)} | mode: {mode} | seed: {self.seed}{where}"
+        cap = (f" | training CAPPED at {self.train_cap} epochs, batches per pass and finder steps "
+               f"({CAP_ENV_VAR}): numbers are not results") if self.train_cap else ""
+        return f"device: {describe_device(self.device)} | mode: {mode} | seed: {self.seed}{where}{cap}"
 
 
 def setup(seed: int = DEFAULT_SEED, quiet: bool = False) -> Env:
     """Pick the device, seed everything, read the mode, and print one summary line (unless ``quiet``)."""
     seed_everything(seed)
-    env = Env(device=pick_device(), quick=is_quick(), seed=seed, colab=in_colab())
+    env = Env(device=pick_device(), quick=is_quick(), seed=seed, colab=in_colab(), train_cap=train_cap())
     if not quiet:
         print(env.summary())
     return env

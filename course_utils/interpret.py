@@ -23,7 +23,7 @@ from torch import nn
 
 from course_utils.models import model_device
 from course_utils.plots import image_grid, to_display_array
-from course_utils.training import accuracy
+from course_utils.training import accuracy, batches
 
 
 @dataclass
@@ -52,7 +52,7 @@ def collect_predictions(model: nn.Module, loader) -> Predictions:
     device = model_device(model)
     model.eval()
     probs, targets, losses = [], [], []
-    for images, labels in loader:
+    for images, labels in batches(loader):
         logits = model(images.to(device)).float().cpu()
         probs.append(logits.softmax(dim=1))
         losses.append(F.cross_entropy(logits, labels, reduction="none"))

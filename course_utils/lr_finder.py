@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from course_utils.env import pick_device
+from course_utils.env import pick_device, train_cap
 from course_utils.optim import make_optimizer
 from course_utils.training import move_batch, train_step, use_cuda_speedups
 
@@ -282,6 +282,8 @@ def lr_find(
     if unknown:
         raise ValueError(f"unknown suggestion(s) {unknown}; choose from {list(SUGGESTIONS)}")
     num_it = max(num_it, 6)
+    if train_cap() is not None:  # only the full-mode rehearsal caps runs (see env.train_cap)
+        num_it = min(num_it, train_cap())
     device = torch.device(device) if device is not None else pick_device()
     model.to(device)
     if optimizer is None:

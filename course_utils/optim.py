@@ -186,6 +186,8 @@ def one_cycle(
         raise ValueError(f"pct_start must be between 0 and 1, got {pct_start}")
     if moms[0] != moms[2]:
         raise ValueError("torch's one-cycle schedule ends at the momentum it starts with: use moms=(a, b, a)")
+    if pct_start * total_steps == 1:  # a warm-up of exactly one step makes torch divide by zero: lengthen it a hair
+        pct_start += 1e-6
     return torch.optim.lr_scheduler.OneCycleLR(
         optimizer,
         max_lr=[group["lr"] for group in optimizer.param_groups],

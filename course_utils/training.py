@@ -20,6 +20,7 @@ own loop (lesson 6 does exactly that).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
@@ -27,7 +28,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from course_utils.env import pick_device
+from course_utils.env import pick_device, train_cap
 from course_utils.history import History, LiveTable
 from course_utils.models import model_device
 from course_utils.optim import freeze, make_optimizer, one_cycle, unfreeze
@@ -118,11 +119,22 @@ def train_step(
 
 
 def _length(loader: Iterable) -> int | None:
-    """How many batches ``loader`` gives, if it can tell (a progress bar's total)."""
+    """How many batches a pass over ``loader`` gives, if it can tell (a progress bar's total)."""
     try:
-        return len(loader)
+        n = len(loader)
     except TypeError:
         return None
+    cap = train_cap()
+    return n if cap is None else min(n, cap)
+
+
+def batches(loader: Iterable) -> Iterable:
+    """The batches of one pass over ``loader``: all of them, unless ``COURSE_TRAIN_CAP`` cuts the pass short.
+
+    (Only the full-mode rehearsal sets that cap; see ``env.train_cap``.)
+    """
+    cap = train_cap()
+    return loader if cap is None else itertools.islice(loader, cap)
 
 
 def train_one_epoch(
@@ -154,7 +166,7 @@ def train_one_epoch(
     bar = tqdm(total=_length(loader), desc="train", leave=False, disable=quiet)
     try:
         with bar:
-            for step, batch in enumerate(loader):
+            for step, batch in enumerate(batches(loader)):
                 inputs, targets = move_batch(batch, device, channels_last=cuda_speedups)
                 if history is not None:
                     history.record_rate(optimizer)
@@ -212,7 +224,7 @@ def evaluate(
     total_loss, totals, count = torch.zeros((), device=device), [torch.zeros((), device=device) for _ in named], 0
     bar = tqdm(total=_length(loader), desc="valid", leave=False, disable=quiet)
     with torch.inference_mode(), bar:
-        for batch in loader:
+        for batch in batches(loader):
             inputs, targets = move_batch(batch, device, channels_last=cuda_speedups)
             with _autocast(device, cuda_speedups):
                 outputs = model(inputs)
@@ -281,6 +293,7 @@ def fit(
     """
     device = torch.device(device) if device is not None else pick_device()
     speedups = use_cuda_speedups(device) if cuda_speedups is None else cuda_speedups
+    epochs = epochs if train_cap() is None else min(epochs, train_cap())  # only the rehearsal caps (env.train_cap)
     steps_per_epoch = _length(train_loader)
     if steps_per_epoch is None:
         raise TypeError("fit needs a train_loader with a length (a DataLoader has one)")

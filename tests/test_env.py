@@ -73,3 +73,10 @@ def test_setup_prints_one_summary_line(monkeypatch, capsys):
     assert result.quick and result.seed == 3
     monkeypatch.setenv("COURSE_QUICK", "0")
     assert "mode: FULL" in env.setup(quiet=True).summary()
+
+
+def test_setup_says_when_training_is_capped(monkeypatch):
+    monkeypatch.delenv("COURSE_TRAIN_CAP", raising=False)
+    assert env.train_cap() is None and "CAPPED" not in env.setup(quiet=True).summary()
+    monkeypatch.setenv("COURSE_TRAIN_CAP", "3")
+    assert env.train_cap() == 3 and "training CAPPED at 3" in env.setup(quiet=True).summary()

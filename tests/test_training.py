@@ -544,3 +544,30 @@ def test_interrupt_in_the_middle_of_a_batch_keeps_only_finished_batches():
                   device="cpu", quiet=True)
     assert history.interrupted and history.rows == []
     assert len(history.batch_losses) == len(history.batch_lrs) == len(history.batch_moms) == 2
+
+
+def test_the_rehearsal_cap_cuts_epochs_and_batches_only(monkeypatch):
+    monkeypatch.setenv("COURSE_TRAIN_CAP", "2")
+    train, valid = _loaders()  # 5 training batches of 8, 4 validation batches
+    seen = []
+    model = _net()
+    model.conv.register_forward_hook(lambda module, inputs, output: seen.append(len(inputs[0])))
+    history = fit(model, train, valid, nn.CrossEntropyLoss(), 4, device="cpu", quiet=True)
+    assert len(history.rows) == 2 and len(history.batch_losses) == 4  # 2 epochs of 2 batches
+    assert history.steps_per_epoch == 2 and seen == [8, 8, 6, 6] * 2  # and 2 of the 4 validation batches
+    monkeypatch.setenv("COURSE_TRAIN_CAP", "0")
+    with pytest.raises(ValueError, match="COURSE_TRAIN_CAP"):
+        fit(_net(), train, valid, nn.CrossEntropyLoss(), 1, device="cpu", quiet=True)
+
+
+@pytest.mark.parametrize("total_steps", [1, 2, 4, 8])
+def test_one_cycle_works_for_the_shortest_runs(total_steps):
+    """torch's OneCycleLR divides by zero when pct_start * total_steps is exactly 1 (4 steps at 0.25)."""
+    optimizer = make_optimizer(_net(), 1e-2)
+    scheduler = one_cycle(optimizer, total_steps)
+    rates = []
+    for _ in range(total_steps):
+        rates.append(optimizer.param_groups[-1]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert max(rates) <= 1e-2 * (1 + 1e-6) and all(math.isfinite(r) for r in rates)
