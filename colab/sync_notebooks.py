@@ -16,6 +16,7 @@ For each notebooks/NN_*.ipynb this tool:
     python colab/sync_notebooks.py --check    # report differences, change nothing (tests use this)
     python colab/sync_notebooks.py --execute  # first rerun each notebook in quick mode, so the
                                               # checked cells keep fresh outputs
+    python colab/sync_notebooks.py [--execute] 02_cnn_filters.ipynb   # only this notebook
 """
 
 from __future__ import annotations
@@ -197,7 +198,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="report differences and exit 1; change nothing")
     parser.add_argument("--execute", action="store_true", help="rerun every notebook (quick mode) first")
-    parser.add_argument("names", nargs="*", help="only these notebooks (for --execute)")
+    parser.add_argument("names", nargs="*", help="only these notebooks (run with --execute, and rewrite)")
     args = parser.parse_args()
     if args.execute:
         for path in notebook_paths():
@@ -205,6 +206,8 @@ def main() -> int:
                 print(f"running {path.name} ...", flush=True)
                 execute(path)
     changed = differences()
+    if args.names:  # leave the other notebooks alone (someone else may be editing them)
+        changed = {path: text for path, text in changed.items() if path.name in args.names or path == README}
     for path, text in changed.items():
         if args.check:
             print(f"out of date: {path.relative_to(ROOT)}")

@@ -20,6 +20,7 @@ say which lessons use it. From the ground up:
 - ``inference``    - predicting new photos, one, a batch or a folder (lesson 7)
 - ``export``       - TorchScript, ONNX and latency (lesson 7)
 - ``widgets``      - the interactive kernel explorer and the photo-upload classifier (lessons 2, 7)
+- ``exercises``    - the checks, hints and solutions of every lesson's exercises (a folder, a file per lesson)
 
 Plumbing you need not read, each in a room of its own that says so: ``download`` (safe
 writes, verified downloads, archive extraction), ``pets_prep`` (getting the pet photos onto
@@ -54,6 +55,7 @@ LAYERS = (
     "inference",
     "export",
     "widgets",
+    "exercises",
     "recipes",
 )
 """Every module of the package, lowest first: each may import only those before it."""

@@ -8,7 +8,14 @@ import pytest
 import course_utils
 
 PACKAGE = Path(course_utils.__file__).parent
-MODULES = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
+# Modules are the package's files, and its sub-packages (a folder with an __init__.py) as one room each.
+MODULES = sorted([p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__"]
+                 + [p.parent.name for p in PACKAGE.glob("*/__init__.py")])
+
+
+def files_of(name: str) -> list[Path]:
+    """The source files of module ``name``: one file, or every file of a sub-package."""
+    return [PACKAGE / f"{name}.py"] if (PACKAGE / f"{name}.py").exists() else sorted((PACKAGE / name).glob("*.py"))
 
 
 def course_imports(path: Path) -> set[str]:
@@ -33,15 +40,18 @@ def test_every_module_has_its_place():
 @pytest.mark.parametrize("name", MODULES)
 def test_imports_go_down_only(name):
     level = course_utils.LAYERS.index(name)
-    higher = {m for m in course_imports(PACKAGE / f"{name}.py") if course_utils.LAYERS.index(m) >= level}
-    assert not higher, f"{name} imports {sorted(higher)}, which sit at or above it in course_utils.LAYERS"
+    for path in files_of(name):
+        imported = course_imports(path) - {name}  # a sub-package's files may import each other
+        higher = {m for m in imported if course_utils.LAYERS.index(m) >= level}
+        assert not higher, f"{path.name} ({name}) imports {sorted(higher)}, at or above it in course_utils.LAYERS"
 
 
 @pytest.mark.parametrize("name", MODULES)
 def test_each_module_says_which_lessons_use_it_or_that_it_is_plumbing(name):
-    doc = ast.get_docstring(ast.parse((PACKAGE / f"{name}.py").read_text())) or ""
-    first = doc.split("\n\n")[0]
-    assert "lesson" in first.lower() or "You need not read this" in first, first
+    for path in files_of(name):
+        doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+        first = doc.split("\n\n")[0]
+        assert "lesson" in first.lower() or "You need not read this" in first, f"{path}: {first}"
 
 
 def test_the_check_catches_an_upward_import(tmp_path):

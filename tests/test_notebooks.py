@@ -67,12 +67,26 @@ def test_mode_switch_is_visible_near_the_top(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_ends_with_recap_and_exercises(path):
+def test_ends_with_recap_and_checked_exercises(path):
+    """A recap, then 2-4 exercises, each an answer cell tagged "exercise" whose check is registered."""
     nb = nbformat.read(path, as_version=4)
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     assert re.search(r"^## Recap", text, re.M) and re.search(r"^## Exercises", text, re.M)
-    exercises = text.split("## Exercises", 1)[1]
-    assert 2 <= len(re.findall(r"^\d+\. ", exercises, re.M)) <= 4
+    lesson = importlib.import_module(f"course_utils.exercises.lesson{int(path.name[:2])}").lesson
+    numbers = []
+    for cell in nb.cells:
+        if "exercise" in cell.metadata.get("tags", []):
+            assert cell.cell_type == "code"
+            calls = re.findall(r"\bex\.check\((\d+)\s*,", cell.source)
+            assert len(calls) == 1, f"an exercise cell makes exactly one ex.check(n, ...) call: {cell.source[:80]!r}"
+            numbers.append(int(calls[0]))
+    assert 2 <= len(numbers) <= 4 and len(set(numbers)) == len(numbers), numbers
+    assert sorted(numbers) == sorted(lesson.exercises), "each registered exercise has its cell, and no more"
+    for number in numbers:  # the solution can stand in the cell's place (tests/test_exercises_run.py)
+        assert re.search(rf"\bex\.check\({number}\s*,", lesson.exercises[number].solution)
+    imports = [c.source for c in nb.cells if c.cell_type == "code"
+               and f"from course_utils.exercises import lesson{int(path.name[:2])} as ex" in c.source]
+    assert imports, "the exercises section imports its checks as `ex`"
 
 
 def test_sync_tool_fixes_a_wrong_badge(tmp_path):
@@ -100,7 +114,7 @@ def _course_modules_imported(nb) -> set[str]:
             match = re.match(r"\s*from course_utils import (.+)", line)
             if match:
                 found.update(name.strip(" ()") for name in match.group(1).split(","))
-    return found - {"setup", "Env"}
+    return found - {"setup", "Env", "exercises"}  # the exercises (answers inside!) need no link
 
 
 def test_helper_links_point_at_modules_that_exist():
