@@ -2,7 +2,8 @@
 
 - ``export_torchscript`` / ``load_torchscript``: record the model's operations once (tracing)
   into a file that ``torch.jit.load`` reads, also from C++;
-- ``export_onnx`` / ``onnx_runner``: an ONNX file, run by ONNX Runtime;
+- ``export_onnx`` / ``onnx_runner``: an ONNX file, run by ONNX Runtime (traced with a batch of
+  2 so that any batch size works; the classic exporter where the newer one is missing);
 - ``max_difference``: how far two engines' answers are apart (they add up in different orders);
 - ``measure_latency``: the median time of a call, after a warm-up, synchronising the GPU.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import io
 import statistics
 import time
@@ -53,22 +55,50 @@ def load_torchscript(path: str | Path) -> torch.jit.ScriptModule:
         return torch.jit.load(str(path), map_location="cpu").eval()
 
 
-def export_onnx(model: nn.Module, path: str | Path, image_size: int) -> Path:
-    """Save ``model`` as one ONNX file whose batch size is free, readable by ONNX Runtime."""
+EXAMPLE_BATCH = 2  # the batch ONNX export traces with (see export_onnx)
+
+
+def export_onnx(model: nn.Module, path: str | Path, image_size: int, quiet: bool = False) -> Path:
+    """Save ``model`` as one ONNX file whose batch size is free, readable by ONNX Runtime.
+
+    The example batch holds 2 images, not 1: ``torch.export`` takes a dimension whose example
+    size is 1 for the constant 1 (pytorch issue #133653), and the file would then refuse any
+    other batch size. Recent PyTorch exports with the ``torch.export``-based exporter (it needs
+    the onnxscript package); where that is missing (``ImportError``), this PyTorch is too old
+    for its arguments (``TypeError``, ``AttributeError``), or the newer exporter gives up on the
+    model (``torch.onnx.OnnxExporterError``, as early versions of it may), the classic
+    TorchScript-based exporter is used instead. One line says which, and why, unless ``quiet``.
+    """
     path = Path(path)
-    example = torch.rand(1, 3, image_size, image_size)
+    example = torch.rand(EXAMPLE_BATCH, 3, image_size, image_size)
     model = _cpu_copy(model)
     try:  # the torch.export-based exporter (needs the onnxscript package)
         batch = torch.export.Dim("batch", min=1, max=1024)
         with contextlib.redirect_stdout(io.StringIO()):  # it narrates every step
             torch.onnx.export(model, (example,), str(path), dynamo=True, external_data=False,
                               input_names=["image"], output_names=["logits"], dynamic_shapes=({0: batch},))
-    except ImportError:  # older set-ups without onnxscript: the classic exporter
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(model, (example,), str(path), dynamo=False, input_names=["image"],
-                              output_names=["logits"], dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
+        used = "the torch.export-based exporter (dynamo=True)"
+    except (ImportError, TypeError, AttributeError, torch.onnx.OnnxExporterError) as e:  # see the docstring
+        _classic_onnx_export(model, example, path)
+        used = f"the classic TorchScript-based exporter (the newer one could not run: {type(e).__name__}: {e})"
+    if not quiet:
+        print(f"{path.name}: exported with {used}")
     return path
+
+
+def _classic_onnx_export(model: nn.Module, example: torch.Tensor, path: Path) -> None:
+    """``torch.onnx.export`` the TorchScript way, on any PyTorch from 2.0 on.
+
+    Only PyTorch versions that have the newer exporter know the ``dynamo`` argument (and from
+    2.9 on it is the default), so it is passed only where it exists.
+    """
+    options = {"input_names": ["image"], "output_names": ["logits"],
+               "dynamic_axes": {"image": {0: "batch"}, "logits": {0: "batch"}}}
+    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
+        options["dynamo"] = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the classic exporter is deprecated in recent PyTorch
+        torch.onnx.export(model, (example,), str(path), **options)
 
 
 def onnx_runner(path: str | Path, threads: int | None = None):

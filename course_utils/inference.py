@@ -4,8 +4,9 @@ A ``Predictor`` holds what must travel together: the model in eval mode, its cla
 the preprocessing it was validated with. Lesson 7 first writes the steps out by hand (load,
 prepare, add a batch dimension, run in inference mode, softmax), then uses this to predict in
 one line. ``plot_top_k`` and ``prediction_figure`` draw the answers; ``predict_files`` and
-``predict_folder`` classify many files in batches, reporting unreadable files as rows of the
-table instead of stopping.
+``predict_folder`` classify many files in batches, reporting unreadable files (and sub-folders)
+as rows of the table instead of stopping. Every photo goes through ``images.load_image``, so
+each one costs a bounded amount of memory and time whatever the file is.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from typing import NamedTuple
 import matplotlib.pyplot as plt
 import torch
 from matplotlib.figure import Figure
-from PIL import Image, ImageOps
+from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 
 from course_utils.checkpoint import Checkpoint, load_checkpoint
-from course_utils.images import BadImageError, folder_files, load_image, to_rgb
+from course_utils.images import BadImageError, describe_size, folder_files, load_image, prepare_picture
 from course_utils.transforms import valid_transform
 
 
@@ -62,10 +63,11 @@ class Predictor:
         """A photo (path, bytes or PIL image) -> the ``3 x image_size x image_size`` tensor the model expects.
 
         Paths and bytes go through ``load_image`` (so a bad file raises ``BadImageError``); a PIL
-        image is turned upright and into RGB the same way.
+        image goes through the same ``images.prepare_picture``: turned upright, into RGB, and
+        safe to resize whatever its size and shape (see ``images``' budget).
         """
         if isinstance(image, Image.Image):
-            image = to_rgb(ImageOps.exif_transpose(image))
+            image = prepare_picture(image)
         else:
             image = load_image(image)
         return self.transform(image)
@@ -96,7 +98,7 @@ class Predictor:
 
     def show(self, image: str | Path | bytes | Image.Image, k: int = 5, title: str | None = None) -> plt.Figure:
         """Classify a photo and draw it beside its top-``k`` chart; returns the figure."""
-        picture = image if isinstance(image, Image.Image) else load_image(image)
+        picture = prepare_picture(image) if isinstance(image, Image.Image) else load_image(image)
         label, probability, probs = self.predict(picture)
         name = Path(image).name if isinstance(image, (str, Path)) else "the photo"
         return prediction_figure(picture, probs, self.class_names, k,
@@ -129,7 +131,7 @@ def prediction_figure(image: Image.Image, probabilities: torch.Tensor, class_nam
     fig = fig or plt.figure(figsize=(9, 3.2))
     left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.3]})
     left.imshow(image)
-    left.set_title(f"{image.width} x {image.height} pixels", fontsize=9)
+    left.set_title(describe_size(image), fontsize=9)
     left.axis("off")
     plot_top_k(probabilities, class_names, k, ax=right)
     if title:
@@ -225,5 +227,5 @@ def predict_files(predictor: Predictor, files: Sequence[str | Path], batch_size:
 
 def predict_folder(predictor: Predictor, folder: str | Path, batch_size: int = 32,
                    quiet: bool = False) -> FolderResults:
-    """Classify every file in ``folder`` (see ``folder_files``); bad files are reported, not skipped."""
+    """Classify every file in ``folder`` (see ``folder_files``); bad files and sub-folders are reported, not skipped."""
     return predict_files(predictor, folder_files(folder), batch_size, quiet)

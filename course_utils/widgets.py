@@ -6,13 +6,15 @@ ordinary figure: in a plain terminal, in a test run, or in a notebook viewer tha
 cannot show widgets, that figure is what the learner gets.
 
 The kernel explorer (lesson 2): pick a preset 3x3 kernel (or type your own nine numbers)
-and see the filtered photo change. The upload classifier (lesson 7): upload a photo and see
-what a trained model makes of it.
+and see the filtered photo change. The upload classifier (lesson 7): upload a photo (or type
+its path) and see what a trained model makes of it; on Colab, whose upload button loses
+photos of 1 MB or more, ``classify_uploads`` takes photos of any size.
 """
 
 from __future__ import annotations
 
 import html
+import inspect
 import io
 from collections.abc import Callable
 from pathlib import Path
@@ -24,22 +26,29 @@ import numpy as np
 from matplotlib.figure import Figure
 from PIL.Image import Image as PILImage
 
-from course_utils.env import in_jupyter_kernel
+from course_utils.env import data_dir, in_colab, in_jupyter_kernel
 from course_utils.filter_plots import draw_filtered, show_filtered
 from course_utils.filters import PRESETS, filter_image, kernel_kind
 from course_utils.images import BadImageError, load_image
-from course_utils.inference import Predictor, prediction_figure
+from course_utils.inference import FolderResults, Predictor, predict_files, prediction_figure
 
 __all__ = ["kernel_explorer", "build_kernel_explorer", "Explorer", "upload_classifier", "build_upload_classifier",
-           "UploadClassifier", "uploaded_files"]
+           "UploadClassifier", "uploaded_files", "announced_sizes", "classify_uploads", "find_typed_path"]
 
 CUSTOM = "(your own)"
 """The dropdown's entry once a number has been edited by hand."""
 
 KIND_NOTES = {
-    "smoothing": "The weights add up to 1: a flat patch keeps its brightness (output drawn in grey, 0..255).",
     "edge": "The weights add up to 0: a flat patch gives 0, only changes show "
             "(output in red for positive, blue for negative).",
+    "copy": "One weight is 1, the others 0: the output is the input, moved by a pixel if the 1 is off-centre "
+            "(output drawn in grey, 0..255).",
+    "smoothing": "The weights add up to 1 and none is negative: each pixel becomes a weighted average of its "
+                 "neighbourhood, so flat patches keep their brightness and detail is smoothed away "
+                 "(output drawn in grey, 0..255).",
+    "image + edges": "The weights add up to 1 and some are negative: flat patches keep their brightness, and "
+                     "an edge answer is added on top (the kernel is the identity plus one whose weights add up "
+                     "to 0), so edges are exaggerated (output drawn in grey, clipped to 0..255).",
     "other": "The weights add up to neither 0 nor 1: brightness and edges are mixed "
              "(output drawn in grey from its smallest to its largest value).",
 }
@@ -203,7 +212,19 @@ def kernel_explorer(
 
 # --- The photo-upload classifier (lesson 7) ------------------------------------------------------
 
-UPLOAD_HINT = "Choose a photo (JPEG, PNG, WebP, GIF or BMP) with the button above."
+UPLOAD_HINT = ("Choose a photo (JPEG, PNG, HEIC, WebP, GIF, BMP...) with the button above, "
+               "or type the path of one on this computer and press Enter.")
+UPLOAD_ACCEPT = "image/*,.heic,.heif,.avif"  # some systems do not count HEIC and AVIF as image/*
+TOO_BIG_NOTE = ("Nothing appears after you chose a photo? It was too big for the notebook's connection, which "
+                "drops it without a word (Jupyter's limit is about 10 MB). Type its path in the box instead.")
+COLAB_NOTE = ("<b>On Colab, this button loses photos of about 1 MB or more</b> (most phone photos): its counter goes "
+              "up and nothing arrives. Two ways that take photos of any size: type "
+              "<code>classify_uploads(predictor)</code> in a new cell and run it (Colab's own file picker), or drag "
+              "the photo into Colab's <i>Files</i> panel (the folder icon on the left), right-click it, "
+              "<i>Copy path</i>, and paste the path into the box above.")
+NOTHING_ARRIVED = ("nothing of it reached Python{detail}: the upload was lost on the way, which happens to photos "
+                   "too big for the notebook's connection (on Colab: about 1 MB or more). Type its path in the box "
+                   "instead{colab}.")
 
 
 def uploaded_files(value) -> list[tuple[str, bytes]]:
@@ -220,6 +241,34 @@ def uploaded_files(value) -> list[tuple[str, bytes]]:
     return [(item["name"], bytes(item["content"])) for item in value]
 
 
+def announced_sizes(value) -> dict[str, int]:
+    """The size in bytes the browser announced for each file of a ``FileUpload`` value (both versions)."""
+    if isinstance(value, dict):
+        return {name: int(item.get("metadata", {}).get("size", 0) or 0) for name, item in value.items()}
+    return {item["name"]: int(item.get("size", 0) or 0) for item in value}
+
+
+def find_typed_path(text: str, start: Path | None = None) -> Path:
+    """The file a learner means by a path they typed or pasted.
+
+    Spaces and quotes around it are dropped (Windows' "Copy as path" adds quotes), so are a
+    ``file://`` prefix and ``~``. A relative path is looked for from ``start`` (default: the
+    folder the notebook runs in) and then from each folder above it, because JupyterLab's
+    "Copy Path" gives the path from the folder JupyterLab was started in. When none exists,
+    the path as typed (from ``start``) is returned, and loading it says "no such file".
+    """
+    text = text.strip().strip("\"'").strip()
+    text = text.removeprefix("file://")
+    path = Path(text).expanduser()
+    if path.is_absolute():
+        return path
+    start = Path.cwd() if start is None else Path(start)
+    for folder in [start, *start.parents]:
+        if (folder / path).exists():
+            return folder / path
+    return start / path
+
+
 def prediction_png(predictor: Predictor, image: PILImage, name: str, k: int = 5, dpi: int = 72) -> tuple[bytes, str]:
     """Classify a loaded photo: its picture-and-chart as PNG bytes (see ``figure_png``), and a one-line answer."""
     label, probability, probs = predictor.predict(image)
@@ -232,7 +281,8 @@ class UploadClassifier(NamedTuple):
     """The parts of an upload classifier; ``ui`` is the box to display.
 
     ``classify(value)`` is what runs when a photo arrives: it takes a ``FileUpload`` value in
-    either ipywidgets format, so tests can call it without a browser.
+    either ipywidgets format, so tests can call it without a browser. ``classify_path(text)``
+    is what runs when a path is typed into ``path_box``.
     """
 
     ui: widgets.VBox
@@ -240,50 +290,92 @@ class UploadClassifier(NamedTuple):
     picture: widgets.Image
     message: widgets.HTML
     classify: Callable[[object], None]
+    path_box: widgets.Text
+    classify_path: Callable[[str], None]
+    note: widgets.HTML
 
 
 def build_upload_classifier(predictor: Predictor, k: int = 5) -> UploadClassifier:
-    """Make an upload button, a message line and a picture that show an uploaded photo's top-``k``.
+    """Make an upload button, a box for a path, a message line and a picture that show a photo's top-``k``.
 
-    A file that is not a usable picture gives a message in the widget (a traceback inside a
-    widget callback would only reach JupyterLab's log, where a learner never looks).
+    Three ways in: the upload button; a path typed or pasted into the box (Enter classifies it),
+    for photos the button cannot carry; and, on Colab, ``classify_uploads`` in a
+    cell of its own (the note under the controls says when and how). A file that is not a
+    usable picture, or an upload that arrived empty, gives a message in the widget (a traceback
+    inside a widget callback would only reach JupyterLab's log, where a learner never looks).
     Nothing is displayed here (see ``upload_classifier``).
+
+    Why a note and not an error: when a photo is too big for the connection (ipywidgets issue
+    #3452: on Colab from about 1 MB), the browser drops the whole message and Python hears
+    nothing at all, so there is no moment at which we could react. What does arrive is handled:
+    an entry without its bytes, or (ipywidgets 7) a new selection with no file in it.
     """
-    upload = widgets.FileUpload(accept="image/*", multiple=False, description="Upload a photo",
+    upload = widgets.FileUpload(accept=UPLOAD_ACCEPT, multiple=False, description="Upload a photo",
                                 layout=widgets.Layout(width="auto"))
+    path_box = widgets.Text(placeholder="or a path, e.g. my_photos/cat.jpg", continuous_update=False,
+                            layout=widgets.Layout(width="28em"))
     picture = widgets.Image(format="png")
     message = widgets.HTML(UPLOAD_HINT)
+    colab = in_colab()
+    note = widgets.HTML(f"<small>{COLAB_NOTE if colab else TOO_BIG_NOTE}</small>")
+    colab_tip = " or run classify_uploads(predictor) in a new cell" if colab else ""
+
+    def say(text: str) -> None:
+        picture.value = b""  # the old answer is not left next to the new file's name
+        message.value = text
+
+    def show(name: str, source: str | Path | bytes) -> None:
+        try:
+            png, answer = prediction_png(predictor, load_image(source, name=name), name, k)
+        except BadImageError as e:
+            return say(f"Could not use <b>{html.escape(name)}</b>: {html.escape(e.reason)}. {UPLOAD_HINT}")
+        except Exception as e:  # anything else: say it where the learner is looking
+            return say(f"Something went wrong with <b>{html.escape(name)}</b>: {html.escape(repr(e))}")
+        picture.value = png
+        message.value = answer
 
     def classify(value) -> None:
         files = uploaded_files(value)
         if not files:  # the value was cleared
             return
         name, data = files[-1]
-        try:
-            png, answer = prediction_png(predictor, load_image(data, name=name), name, k)
-        except BadImageError as e:
-            picture.value = b""
-            message.value = (f"Could not use <b>{html.escape(name)}</b>: {html.escape(e.reason)}. "
-                             f"{UPLOAD_HINT}")
-            return
-        except Exception as e:  # anything else: say it where the learner is looking
-            picture.value = b""
-            message.value = f"Something went wrong with <b>{html.escape(name)}</b>: {html.escape(repr(e))}"
-            return
-        picture.value = png
-        message.value = answer
+        size = announced_sizes(value).get(name, 0)
+        if not data and size > 0:
+            return say(f"Could not use <b>{html.escape(name)}</b>: "
+                       + html.escape(NOTHING_ARRIVED.format(detail=f" (0 of {size:,} bytes)", colab=colab_tip)))
+        show(name, data)
 
-    upload.observe(lambda change: classify(change["new"]), names="value")
-    ui = widgets.VBox([upload, message, picture])
-    return UploadClassifier(ui, upload, picture, message, classify)
+    def on_counter(change) -> None:  # ipywidgets 7 only: a selection was made, value was filled from it
+        if uploaded_files(upload.value):
+            return classify(upload.value)
+        say(html.escape("A photo was chosen, but " + NOTHING_ARRIVED.format(detail="", colab=colab_tip)))
+
+    def classify_path(text: str) -> None:
+        if not text.strip():
+            return
+        path = find_typed_path(text)
+        if not path.exists():
+            return say(f"Could not find <b>{html.escape(text.strip())}</b> (looked in {html.escape(str(Path.cwd()))} "
+                       "and the folders above it). Tip: right-click the file in JupyterLab's file browser (or "
+                       "Colab's <i>Files</i> panel) and choose <i>Copy Path</i>, then paste it here.")
+        show(path.name, path)
+
+    if "_counter" in upload.trait_names():  # ipywidgets 7: each selection counts up, even one that arrives empty
+        upload.observe(on_counter, names="_counter")
+    else:
+        upload.observe(lambda change: classify(change["new"]), names="value")
+    path_box.observe(lambda change: classify_path(change["new"]), names="value")  # on Enter (or leaving the box)
+    ui = widgets.VBox([upload, path_box, message, note, picture])
+    return UploadClassifier(ui, upload, picture, message, classify, path_box, classify_path, note)
 
 
 def upload_classifier(predictor: Predictor, sample: str | Path, k: int = 5) -> UploadClassifier | None:
     """Classify your own photo, interactively when possible.
 
     Always shows ``sample`` classified first, as an ordinary figure: that is what a terminal,
-    a test run or a notebook viewer gets. Inside a Jupyter kernel the upload controls follow
-    and are returned; elsewhere it says why there are none and returns ``None``.
+    a test run or a notebook viewer gets. Inside a Jupyter kernel the controls follow (upload
+    button, path box; see ``build_upload_classifier``) and are returned; elsewhere it says why
+    there are none and returns ``None``.
     """
     photo = load_image(sample)
     label, probability, probs = predictor.predict(photo)
@@ -300,3 +392,65 @@ def upload_classifier(predictor: Predictor, sample: str | Path, k: int = 5) -> U
     classifier = build_upload_classifier(predictor, k)
     display(classifier.ui)
     return classifier
+
+
+NO_PHOTO_CHOSEN = ("No photo was chosen (the file picker was closed or \"Cancel upload\" was pressed), so there is "
+                   "nothing to classify. Run this cell again and choose one or more photos; or drag a photo into "
+                   "Colab's Files panel (the folder icon on the left) and type its path into upload_classifier's box.")
+PICKER_FAILED = ("Colab's file picker could not start ({error}). It needs the cell to run in a Colab tab that is open "
+                 "in your browser, and a browser that lets colab.research.google.com use third-party cookies (Brave, "
+                 "Safari and private windows often block them). Run this cell again in that tab; or drag the photo "
+                 "into Colab's Files panel (the folder icon on the left) and type its path into upload_classifier's "
+                 "box.")
+
+
+def _colab_upload(files, folder: Path) -> dict[str, bytes]:
+    """``google.colab.files.upload`` into ``folder``: ``{path of the saved file: its bytes}``.
+
+    Colab saves each photo under a name of its own choosing (``cat (1).jpg`` when ``cat.jpg`` is
+    already there) and returns those paths. A google.colab from before ``target_dir`` (2023)
+    saves into the current folder and returns the names as chosen.
+    """
+    if "target_dir" in inspect.signature(files.upload).parameters:
+        return files.upload(target_dir=str(folder))
+    return files.upload()
+
+
+def classify_uploads(predictor: Predictor, k: int = 5, folder: str | Path | None = None) -> FolderResults | None:
+    """On Colab: choose photos of any size with Colab's own file picker, and see each one classified.
+
+    Colab's upload button (``upload_classifier``) loses photos of about 1 MB or more;
+    ``google.colab.files.upload()`` sends them in small pieces and has no such limit. It waits
+    until you have chosen photos (or pressed "Cancel upload"), so call this in a cell of its
+    own when you want it, not in a cell that "Run all" reaches. The photos are saved in
+    ``folder`` (default ``data_dir() / "uploads"``; Colab forgets it when the runtime resets),
+    each good one is drawn with its top-``k``, and the table of all of them is returned
+    (``inference.FolderResults``: bad files are rows that say why). When no photo arrives
+    (cancelled, or the picker could not start) it says why and what to do, and returns ``None``;
+    outside Colab it says what to use instead and returns ``None`` at once.
+    """
+    if not in_colab():
+        print("classify_uploads is for Google Colab. Here, use upload_classifier's button, or type a photo's "
+              "path into its box.")
+        return None
+    from google.colab import files
+    from IPython.display import display
+
+    folder = Path(folder) if folder is not None else data_dir() / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    print('Choose one or more photos ("Cancel upload" to stop).')
+    try:
+        uploaded = _colab_upload(files, folder)
+    except Exception as e:  # e.g. MessageError: the picker's JavaScript did not run in this browser tab
+        print(PICKER_FAILED.format(error=f"{type(e).__name__}: {e}"))
+        return None
+    if not uploaded:
+        print(NO_PHOTO_CHOSEN)
+        return None
+    results = predict_files(predictor, [Path(name) for name in uploaded], quiet=True)
+    for row in results.rows:
+        if row.problem is None:
+            fig = predictor.show(row.path, k)
+            display(fig)
+            plt.close(fig)
+    return results

@@ -6,6 +6,7 @@ Models here are small random ResNets saved by the test itself; what is checked i
 
 import io
 import warnings
+import zipfile
 
 import numpy as np
 import pytest
@@ -113,6 +114,23 @@ def test_preprocessing_matches_the_real_validation_set():
         assert torch.equal(predictor.preprocess(path), image)
 
 
+def test_a_rotated_photo_is_seen_upright_whichever_way_it_is_given(predictor, tmp_path):
+    """A path, its bytes, the picture load_image gave, and what show() draws: the same upright photo."""
+    sideways = noise_photo(5, size=(60, 40))
+    exif = Image.Exif()
+    exif[images.ORIENTATION] = 6
+    path = tmp_path / "phone.jpg"
+    sideways.save(path, exif=exif.tobytes(), quality=95)
+    expected = predictor.preprocess(path)
+    loaded = images.load_image(path)
+    assert loaded.size == (40, 60)
+    for source in (path.read_bytes(), loaded, images.load_image(path.read_bytes())):
+        assert torch.equal(predictor.preprocess(source), expected)  # not turned a second time
+    fig = predictor.show(loaded, k=3)
+    assert fig.axes[0].get_title() == "40 x 60 pixels"
+    torch.testing.assert_close(predictor.predict(loaded).probabilities, predictor.predict(path).probabilities)
+
+
 def test_rgba_pil_image_is_composited_on_white(predictor):
     clear = Image.new("RGBA", (40, 40), (0, 0, 0, 0))
     white = Image.new("RGB", (40, 40), (255, 255, 255))
@@ -161,6 +179,65 @@ def test_a_batch_of_only_bad_files(predictor, tmp_path):
     (tmp_path / "y.jpg").write_text("no")
     results = inference.predict_files(predictor, [tmp_path / "x.jpg", tmp_path / "y.jpg"], quiet=True)
     assert len(results.bad) == 2 and results.predicted == []
+
+
+def make_messy_folder(folder):
+    """Photos mixed with every kind of thing that is not one, sorted in this order."""
+    folder.mkdir()
+    noise_photo(30).save(folder / "a_good.png")
+    (folder / "b_holiday.jpg").mkdir()                        # a folder whose name ends in .jpg
+    (folder / "c_report.pdf").write_bytes(b"%PDF-1.7\n1 0 obj\n<<>>\nendobj\n")
+    (folder / "d_logo.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"><rect width="4"/></svg>')
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("cat.jpg", b"x")
+    (folder / "e_photos.zip").write_bytes(buffer.getvalue())
+    (folder / "f_clip.mov").write_bytes(b"\x00\x00\x00\x14ftypqt  \x00\x00\x02\x00qt  \x00\x00\x00\x08mdat")
+    Image.new("RGB", (100_000, 1), (200, 90, 40)).save(folder / "g_banner.png")  # a few hundred bytes
+    noise_photo(31, (90, 60)).save(folder / "h_good.jpg", quality=95)
+    (folder / "i_cats").mkdir()                                # photos in a sub-folder are not looked into
+
+
+def test_a_messy_folder_reports_every_non_image_and_classifies_the_rest(predictor, tmp_path):
+    make_messy_folder(tmp_path / "mess")
+    results = inference.predict_folder(predictor, tmp_path / "mess", batch_size=4, quiet=True)
+    names = [row.path.name for row in results.rows]
+    assert names == ["a_good.png", "b_holiday.jpg", "c_report.pdf", "d_logo.svg", "e_photos.zip", "f_clip.mov",
+                     "g_banner.png", "h_good.jpg", "i_cats"]
+    problems = {row.path.name: row.problem for row in results.bad}
+    assert set(problems) == {"b_holiday.jpg", "c_report.pdf", "d_logo.svg", "e_photos.zip", "f_clip.mov", "i_cats"}
+    for name, words in [("b_holiday.jpg", "a folder"), ("i_cats", "a folder"), ("c_report.pdf", "PDF"),
+                        ("d_logo.svg", "SVG"), ("e_photos.zip", "ZIP"), ("f_clip.mov", "video")]:
+        assert words in problems[name]
+    assert [row.path.name for row in results.predicted] == ["a_good.png", "g_banner.png", "h_good.jpg"]
+    banner = predictor.predict(tmp_path / "mess" / "g_banner.png")
+    assert results.predicted[1].label == banner.label
+
+
+def test_extreme_shapes_are_prepared_within_bounds(predictor, tmp_path):
+    for size in [(100_000, 1), (1, 100_000), (40_000, 3)]:
+        path = tmp_path / f"strip_{size[0]}x{size[1]}.png"
+        Image.new("RGB", size, (10, 200, 90)).save(path)
+        picture = images.load_image(path)
+        assert max(picture.size) <= 4 * min(picture.size)  # checked first: the old code would blow up below
+        assert predictor.preprocess(path).shape == (3, SIZE, SIZE)
+        assert predictor.preprocess(Image.open(path)).shape == (3, SIZE, SIZE)  # a PIL image given directly
+
+
+@pytest.mark.parametrize("size", [(1234, 97), (97, 1234), (5000, 300)])
+def test_cutting_a_panorama_to_4_to_1_hardly_changes_what_the_model_sees(predictor, meta, size):
+    panorama = noise_photo(40, size)  # noise: the hardest case for resampling
+    whole = transforms.valid_transform(SIZE, meta.mean, meta.std)(panorama)  # the old way: resize all of it
+    cut = predictor.preprocess(panorama)
+    difference = (cut - whole).abs()
+    assert float(difference.mean()) < 0.02 and float(difference.max()) < 0.1  # normalised units (1 = about 57 levels)
+
+
+def test_the_figure_says_when_a_picture_is_the_middle_of_a_longer_one(predictor, tmp_path):
+    path = tmp_path / "banner.png"
+    Image.new("RGB", (3000, 100), (200, 90, 40)).save(path)
+    fig = predictor.show(path, k=3)
+    assert fig.axes[0].get_title() == "400 x 100 pixels, the middle of 3000 x 100"
 
 
 def test_top_k_chart(predictor):

@@ -93,7 +93,22 @@ def test_without_a_kernel_only_the_static_figure_is_drawn(grey, capsys):
     assert "no controls" in capsys.readouterr().out
     fig = plt.gcf()
     assert fig._suptitle.get_text() == "The 'sharpen' kernel (static picture)"
-    assert fig.axes[2].get_title() == "output (smoothing kernel)"
+    assert fig.axes[2].get_title() == "output (image + edges kernel)"  # sharpen keeps brightness but does not smooth
+
+
+def test_the_title_and_note_say_what_kind_of_kernel_it_is(grey):
+    """Smoothing (weights >= 0, sum 1) is told apart from other kernels that keep brightness."""
+    explorer = widgets.build_kernel_explorer(grey, preset="identity")
+    assert "the output is the input" in explorer.note.value
+    for preset, kind, words in [("box blur", "smoothing", "weighted average"),
+                                ("sharpen", "image + edges", "some are negative"),
+                                ("wrong sobel x (article)", "other", "neither 0 nor 1")]:
+        explorer.preset.value = preset
+        assert words in explorer.note.value and filters.kernel_kind(filters.PRESETS[preset]) == kind
+    explorer.preset.value = "sobel x"
+    explorer.boxes[4].value = 1.0  # Sobel x plus the identity, the lesson's exercise 3
+    assert "some are negative" in explorer.note.value and widgets.describe_kernel(
+        filters.SOBEL_X + filters.PRESETS["identity"]).startswith("Sum of the weights: 1.")
 
 
 def test_inside_a_kernel_the_figure_and_then_the_controls_are_displayed(grey, monkeypatch):
