@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install lab test unit notebooks lint sync browser-check clean
+.PHONY: install lab test unit notebooks lint sync browser-check browser-check-widgets7 clean rehearsal
 
 install: $(STAMP)
 
@@ -35,12 +35,20 @@ notebooks: install  ## every notebook in quick mode under nbval; then a second "
 	COURSE_QUICK=1 $(BIN)/python -m pytest notebooks
 	COURSE_QUICK=1 $(BIN)/python -m pytest tests -m notebook_run
 
+rehearsal: install  ## every lesson in FULL mode, offline, on a stand-in download, training capped (COURSE_TRAIN_CAP=2)
+	COURSE_QUICK=0 COURSE_TRAIN_CAP=2 $(BIN)/python tests/rehearsal/run.py --cap 2
+
 sync: install  ## maintainers: rerun notebooks in quick mode, rewrite badges/set-up cells, strip unchecked outputs
 	COURSE_QUICK=1 $(BIN)/python colab/sync_notebooks.py --execute
 
-browser-check: install  ## maintainers: run lessons in JupyterLab in headless Chromium (needs chromium + chromium-driver)
-	$(BIN)/python -m pip install -q "selenium>=4.10"
+browser-check: install  ## every lesson in JupyterLab 4 + ipywidgets 8 in headless Chromium (installs Chromium if missing)
+	VENV=$(VENV) bash tests/browser/install.sh
 	$(BIN)/python tests/browser/check_lab.py
 
+browser-check-widgets7: install  ## the widget lessons again in JupyterLab 3 + ipywidgets 7, Colab's version (.venv-widgets7)
+	VENV=$(VENV) bash tests/browser/install.sh --widgets7
+	$(BIN)/python tests/browser/check_lab.py --widget-lessons --lab-python .venv-widgets7/bin/python \
+		--expect-ipywidgets 7 --out .browser-check/widgets7
+
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) .venv-widgets7 *.egg-info .pytest_cache .browser-check

@@ -25,10 +25,10 @@ import argparse
 import json
 import re
 import sys
+import tomllib
 from pathlib import Path
 
 import nbformat
-import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -48,14 +48,24 @@ import sys
 
 if "google.colab" in sys.modules:
     import os
+    import shutil
     import subprocess
+
+    def run(*command):  # never waits for a password; if it fails, stops with git's or pip's own words
+        done = subprocess.run(list(command), capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                              env={{**os.environ, "GIT_TERMINAL_PROMPT": "0"}})
+        print(done.stdout, end="")
+        if done.returncode != 0:
+            said = done.stderr.strip() or done.stdout.strip()
+            raise RuntimeError(f"{{' '.join(command[:2])}} failed (exit code {{done.returncode}}):\\n{{said}}")
 
     REPO, BRANCH = "{repo}", "{branch}"
     course = "/content/" + REPO.split("/")[1]
     if not os.path.isdir(course):  # a fresh or reset runtime: fetch the course again
-        subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", BRANCH, f"https://github.com/{{REPO}}", course],
-                       check=True)
-    subprocess.run([sys.executable, f"{{course}}/colab/install.py"], check=True)
+        shutil.rmtree(course + ".part", ignore_errors=True)  # what an interrupted clone left behind
+        run("git", "clone", "-q", "--depth", "1", "-b", BRANCH, f"https://github.com/{{REPO}}", course + ".part")
+        os.rename(course + ".part", course)  # only a complete clone gets the real name
+    run(sys.executable, f"{{course}}/colab/install.py")
     sys.path.insert(0, course)
     os.chdir(f"{{course}}/notebooks")'''
 

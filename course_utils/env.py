@@ -19,6 +19,7 @@ Data lives in one folder, ``data_dir()``: the repository's ``data/`` folder, or 
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import random
 import sys
@@ -133,6 +134,22 @@ def cpu_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+def worker_count() -> int:
+    """How many worker processes should load or resize photos: one per core, at most 4, and at most 2 when spawned.
+
+    The one place that decides, for ``pets.loader_kwargs`` (the DataLoader's workers) and
+    ``pets_prep.resize_pets`` (the resize pool). On Linux a worker is *forked*: a copy of this
+    process, ready in milliseconds. On Windows and macOS it is *spawned*: a fresh Python that
+    imports torch again, which takes seconds and hundreds of megabytes each, so a laptop with
+    12 cores would start 12 of them (and Windows may run out of its paging file). Four workers
+    already decode photos faster than a Colab GPU trains on them; two, where they are spawned,
+    keep the start-up short.
+    """
+    method = multiprocessing.get_start_method(allow_none=True) or multiprocessing.get_all_start_methods()[0]
+    limit = 4 if method == "fork" else 2
+    return max(1, min(cpu_cores(), limit))
 
 
 def seed_everything(seed: int = DEFAULT_SEED) -> None:

@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from torchvision.datasets import OxfordIIITPet
 
-from course_utils.env import cpu_cores, is_quick, pick_device
+from course_utils.env import is_quick, pick_device, worker_count
 from course_utils.pets_prep import annotation_rows, prepare_pets
 from course_utils.quick_pets import make_quick_pets
 from course_utils.transforms import FULL_IMAGE_SIZE, QUICK_IMAGE_SIZE, norm_stats, train_transform, valid_transform
@@ -134,20 +134,23 @@ def loader_kwargs(device: torch.device | str, train: bool, quick: bool = False) 
 
     - ``shuffle`` and ``drop_last`` for training only (dropping a ragged last batch avoids a
       batch of one image, which BatchNorm cannot train on);
-    - ``num_workers``: one background process per CPU core decodes and augments the next
-      batches while the model trains (2 on Colab); none in quick mode, where starting the
-      processes would take longer than the work;
-    - ``persistent_workers`` keeps those processes alive from one epoch to the next;
+    - ``num_workers``: background processes decode and augment the next batches while the
+      model trains: one per CPU core (2 on Colab), at most 4, and at most 2 on Windows and
+      macOS, where each one starts a new Python (``env.worker_count``); none in quick mode,
+      where starting the processes would take longer than the work;
+    - ``persistent_workers`` (training only) keeps those processes alive from one epoch to the
+      next; a validation loader's workers stop after each pass instead of sitting in memory
+      while the next epoch trains;
     - ``pin_memory`` (CUDA only) puts batches in page-locked memory, so that copying them to the
       GPU with ``tensor.to(device, non_blocking=True)`` can overlap with computation.
       ``training.move_batch`` does that copy.
     """
-    workers = 0 if quick else cpu_cores()
+    workers = 0 if quick else worker_count()
     return {
         "shuffle": train,
         "drop_last": train,
         "num_workers": workers,
-        "persistent_workers": workers > 0,
+        "persistent_workers": train and workers > 0,
         "pin_memory": torch.device(device).type == "cuda",
     }
 

@@ -2,9 +2,8 @@
 
 import ast
 import sys
-from pathlib import Path
-
 import tomllib
+from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # import name -> distribution name, where they differ

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import multiprocessing
+import os
 import pickle
 import tarfile
 
@@ -367,16 +369,53 @@ def test_an_augmented_batch_can_be_shown():
 # --- Loader settings ---------------------------------------------------------------------------------------
 
 
+def _cores(monkeypatch, cores: int, start_method: str) -> None:
+    """Pretend to run on ``cores`` CPU cores, with worker processes started by ``start_method``."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(multiprocessing, "get_start_method", lambda allow_none=False: start_method)
+
+
 def test_loader_settings_on_cpu_and_cuda(monkeypatch):
-    monkeypatch.setattr(pets, "cpu_cores", lambda: 2)  # like Colab
+    _cores(monkeypatch, 2, "fork")  # like Colab
     cpu_train = pets.loader_kwargs(torch.device("cpu"), train=True)
     assert cpu_train == {"shuffle": True, "drop_last": True, "num_workers": 2,
                          "persistent_workers": True, "pin_memory": False}
     cuda_valid = pets.loader_kwargs(torch.device("cuda"), train=False)  # only the device type is read
     assert cuda_valid == {"shuffle": False, "drop_last": False, "num_workers": 2,
-                          "persistent_workers": True, "pin_memory": True}
+                          "persistent_workers": False, "pin_memory": True}  # validation workers do not linger
     quick = pets.loader_kwargs("cuda", train=True, quick=True)
     assert quick["num_workers"] == 0 and not quick["persistent_workers"] and quick["pin_memory"]
+
+
+def test_a_laptop_gets_few_workers_where_they_are_spawned(monkeypatch):
+    _cores(monkeypatch, 12, "spawn")  # Windows or macOS: every worker is a new Python importing torch
+    assert pets.loader_kwargs("cpu", train=True)["num_workers"] == 2
+    _cores(monkeypatch, 32, "fork")  # a big Linux machine
+    assert pets.loader_kwargs("cuda", train=True)["num_workers"] == 4
+
+
+def test_the_resize_pool_is_capped_too(fake_download, monkeypatch):
+    source = pets_prep.download_pets(quiet=True)
+    _cores(monkeypatch, 12, "spawn")
+    sizes = []
+
+    class SerialPool:  # records its size, does the work here
+        def __init__(self, processes):
+            sizes.append(processes)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def imap_unordered(self, job, jobs, chunksize=1):
+            return map(job, jobs)
+
+    monkeypatch.setattr(pets_prep.multiprocessing, "get_context", lambda *a: type("Ctx", (), {"Pool": SerialPool}))
+    pets_prep.resize_pets(source, quiet=True)
+    assert sizes == [2]
 
 
 def test_dataloaders_follow_the_device(monkeypatch):
