@@ -48,7 +48,7 @@ def main() -> None:
 
     photo = cv2.imread(str(samples_dir() / "chelsea.png"))
     grey = cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY).astype(np.float64)
-    kernel = filters.SOBEL_X
+    kernel = filters.SOBEL_X.copy()  # the shared preset is read-only, and torch wants a writable array
     grey_t, kernel_t = torch.from_numpy(grey)[None, None], torch.from_numpy(kernel)[None, None]
     print(f"torch threads: {torch.get_num_threads()}, OpenCV threads: {cv2.getNumThreads()}")
     print(f"\nOne 3 x 3 filter, zero padding 1, on a {grey.shape[0]} x {grey.shape[1]} grey photo (float64):")

@@ -10,6 +10,7 @@ say which lessons use it. From the ground up:
 - ``images``       - loading any picture file safely, ``BadImageError`` (lesson 7)
 - ``transforms``   - ImageNet statistics, training and validation preprocessing (lessons 5-7)
 - ``models``       - torchvision ResNets (pretrained when possible), parameter counts, layer summary
+- ``digits``       - scikit-learn's handwritten digits as tensors, centred or on a larger canvas (lesson 5)
 - ``optim``        - layer groups, freezing, discriminative rates, AdamW, one-cycle (lessons 4-7)
 - ``history``      - what a training run records, as a table and curves (lessons 4-7)
 - ``training``     - metrics, one step, one epoch, evaluation, ``fit``, ``fine_tune`` (lessons 4-7)
@@ -21,6 +22,7 @@ say which lessons use it. From the ground up:
 - ``export``       - TorchScript, ONNX and latency (lesson 7)
 - ``widgets``      - the interactive kernel explorer and the photo-upload classifier (lessons 2, 7)
 - ``exercises``    - the checks, hints and solutions of every lesson's exercises (a folder, a file per lesson)
+- ``ddp_train``    - lesson 6's model trained by several GPUs or CPU processes at once (``torchrun``, DDP)
 
 Plumbing you need not read, each in a room of its own that says so: ``download`` (safe
 writes, verified downloads, archive extraction), ``pets_prep`` (getting the pet photos onto
@@ -43,6 +45,7 @@ LAYERS = (
     "images",
     "transforms",
     "models",
+    "digits",
     "optim",
     "history",
     "training",
@@ -57,6 +60,7 @@ LAYERS = (
     "widgets",
     "exercises",
     "recipes",
+    "ddp_train",
 )
 """Every module of the package, lowest first: each may import only those before it."""
 

@@ -2,8 +2,10 @@
 
 Looking at numbers is how these lessons work: ``draw_array`` writes every number of a small
 array into its cell, ``draw_kernel`` and ``show_kernels`` draw filters (positive weights red,
-negative blue), ``show_feature_maps`` draws what filters produce, and ``show_filtered`` puts a
-photo, a kernel and the result side by side. The grid they fill comes from ``plots.image_grid``.
+negative blue), ``show_feature_maps`` draws what filters produce, ``show_filtered`` puts a
+photo, a kernel and the result side by side, and ``show_gradient`` draws an image's gradient
+(Sobel x and y, its strength, and its direction as a colour). The grid they fill comes from
+``plots.image_grid``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.colors import hsv_to_rgb
 
 from course_utils.filters import filter_image, kernel_kind
 from course_utils.plots import image_grid
@@ -142,16 +145,17 @@ def show_feature_maps(
 
 
 def draw_filtered(ax: plt.Axes, result: np.ndarray, kernel: np.ndarray) -> plt.cm.ScalarMappable:
-    """Draw a filtered grey image the way its kernel calls for (see ``kernel_kind``).
+    """Draw a filtered grey image the way its kernel calls for (see ``filters.kernel_kind``).
 
-    Smoothing kernels keep brightness, so the result is clipped to 0..255 and drawn in
-    grey. Edge kernels give signed answers centred on 0: red-white-blue. Anything else is
-    drawn in grey from its own smallest to largest value. Edge and other results use a
-    robust scale (the most extreme 0.5% saturate): the zero-padded border alone would
-    otherwise set the scale and wash out the picture.
+    Kernels whose weights add up to 1 (copy, smoothing, image + edges) keep the brightness of
+    flat areas, so the result is drawn like a photo: in grey, clipped to 0..255 (an
+    "image + edges" kernel can overshoot both ends). Edge kernels give signed answers centred on
+    0: red-white-blue. Anything else is drawn in grey from its own smallest to largest value.
+    Edge and other results use a robust scale (the most extreme 0.5% saturate): the
+    zero-padded border alone would otherwise set the scale and wash out the picture.
     """
     kind = kernel_kind(kernel)
-    if kind == "smoothing":
+    if kind in ("copy", "smoothing", "image + edges"):
         return ax.imshow(np.clip(result, 0, 255), cmap="gray", vmin=0, vmax=255)
     low, high = _colour_range(result, signed=kind == "edge", robust=True)
     return ax.imshow(result, cmap="RdBu_r" if kind == "edge" else "gray", vmin=low, vmax=high)
@@ -174,5 +178,66 @@ def show_filtered(image: np.ndarray, kernel: np.ndarray, title: str | None = Non
     fig.colorbar(shown, ax=axes[2], fraction=0.046, pad=0.04)
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def direction_picture(angle: np.ndarray, strength: np.ndarray) -> np.ndarray:
+    """An ``H x W x 3`` RGB picture (floats 0..1) of a gradient: colour = direction, brightness = strength.
+
+    ``angle`` is in radians, as ``np.arctan2(gy, gx)`` gives it: 0 (brighter to the right) is
+    red, pi/2 (brighter below, since rows count downwards) yellow-green, pi (brighter to the
+    left) cyan, -pi/2 (brighter above) violet. ``strength`` is scaled so that its 99th
+    percentile is full brightness; the strongest 1% saturate.
+    """
+    angle, strength = np.asarray(angle, dtype=np.float64), np.asarray(strength, dtype=np.float64)
+    if angle.shape != strength.shape or angle.ndim != 2:
+        raise ValueError(f"angle and strength must be 2-D arrays of one shape, got {angle.shape} and {strength.shape}")
+    top = float(np.percentile(strength, 99)) or 1.0
+    hsv = np.stack([np.mod(angle, 2 * np.pi) / (2 * np.pi), np.ones_like(angle),
+                    np.clip(strength / top, 0, 1)], axis=-1)
+    return hsv_to_rgb(hsv)
+
+
+def direction_wheel(size: int = 101) -> np.ndarray:
+    """The key to ``direction_picture``: a disc whose colour at each point is the direction from its centre."""
+    yy, xx = np.mgrid[-1:1:size * 1j, -1:1:size * 1j]  # rows grow downwards, as in an image
+    return direction_picture(np.arctan2(yy, xx), (xx ** 2 + yy ** 2 <= 1).astype(float))
+
+
+def show_gradient(gx: np.ndarray, gy: np.ndarray, magnitude: np.ndarray, direction: np.ndarray,
+                  suptitle: str = "Sobel edge detection") -> plt.Figure:
+    """Four pictures of an image's gradient: ``gx``, ``gy``, the magnitude, and the direction in colour.
+
+    ``magnitude`` and ``direction`` are what lesson 2 computes from ``gx`` and ``gy``
+    (``np.sqrt(gx**2 + gy**2)`` and ``np.arctan2(gy, gx)``); the direction picture
+    (``direction_picture``) has its colour key, ``direction_wheel``, in its corner. ``gx`` and
+    ``gy`` are drawn red (positive) and blue (negative), letting their 0.5% strongest values
+    (often the zero-padded border) saturate.
+    """
+    arrays = [np.asarray(a, dtype=np.float64) for a in (gx, gy, magnitude, direction)]
+    if len({a.shape for a in arrays}) != 1 or arrays[0].ndim != 2:
+        raise ValueError(f"gx, gy, magnitude and direction must be 2-D arrays of one shape, got "
+                         f"{[a.shape for a in arrays]}")
+    gx, gy, magnitude, direction = arrays
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
+    for ax, data, title in [(axes[0, 0], gx, "gx: Sobel x (vertical edges)"),
+                            (axes[0, 1], gy, "gy: Sobel y (horizontal edges)")]:
+        low, high = _colour_range(data, signed=True, robust=True)
+        shown = ax.imshow(data, cmap="RdBu_r", vmin=low, vmax=high)
+        fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04, label="brightness change")
+        ax.set_title(title)
+    shown = axes[1, 0].imshow(magnitude, cmap="gray_r", vmax=np.percentile(magnitude, 99))
+    fig.colorbar(shown, ax=axes[1, 0], fraction=0.046, pad=0.04, label="edge strength")
+    axes[1, 0].set_title("gradient magnitude (dark = strong edge)")
+    axes[1, 1].imshow(direction_picture(direction, magnitude))
+    axes[1, 1].set_title("gradient direction (colour) and strength (brightness)")
+    inset = axes[1, 1].inset_axes([0.76, 0.02, 0.22, 0.33])
+    inset.imshow(direction_wheel())
+    inset.set_title("brighter towards", fontsize=7, color="white")
+    inset.axis("off")
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.suptitle(suptitle)
     fig.tight_layout()
     return fig

@@ -189,11 +189,15 @@ SOBEL_X = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=np.float64)
 SOBEL_Y = SOBEL_X.T.copy()
 """Responds to brightness growing from top to bottom (horizontal edges)."""
 
-SOBEL_X_TYPO = np.array([[-1, 0, 1], [-2, 0, 2], [1, 2, 1]], dtype=np.float64)
-"""A *wrong* Sobel x that circulates in articles: the bottom row should be ``[-1, 0, 1]``.
+SOBEL_X_WRONG = np.array([[-1, 0, 1], [0, 0, 0], [1, 2, 1]], dtype=np.float64)
+"""The *wrong* Sobel x of a widely copied article, exactly as it prints it: ``[[-1,0,1],[0,0,0],[1,2,1]]``.
 
-Its weights add up to 4, so it adds four times the local brightness to the edge
-response, and its bottom row also reacts to horizontal edges. Kept to show the bug.
+Two of its rows are wrong: the middle one should be ``[-2, 0, 2]`` and the bottom one
+``[-1, 0, 1]``. Only its top row still compares right with left; its bottom row adds up the
+brightness of the row below (weighted 1-2-1). So its weights add up to 4, it answers mostly
+"how bright is it below?", it gives two edges of opposite direction (dark to bright and bright
+to dark) answers of the same sign, and it answers to horizontal edges, which Sobel x should
+ignore. Kept so that lesson 2 can show what it does.
 """
 
 PRESETS: dict[str, np.ndarray] = {
@@ -204,7 +208,7 @@ PRESETS: dict[str, np.ndarray] = {
     "sobel x": SOBEL_X,
     "sobel y": SOBEL_Y,
     "laplacian (edges)": np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], dtype=np.float64),
-    "wrong sobel x (typo)": SOBEL_X_TYPO,
+    "wrong sobel x (article)": SOBEL_X_WRONG,
 }
 """Named 3x3 kernels for the lessons and the kernel explorer (read-only: copy one to change it)."""
 
@@ -212,20 +216,34 @@ for _kernel in PRESETS.values():
     _kernel.flags.writeable = False  # shared by everyone who imports them: edit a copy instead
 
 
-def kernel_kind(kernel: np.ndarray) -> str:
-    """What the sum of a kernel's weights says about it.
+KERNEL_KINDS = ("edge", "copy", "smoothing", "image + edges", "other")
+"""What ``kernel_kind`` can answer, in the order it tests them."""
 
-    - ``"smoothing"``: the weights add up to 1, so a flat patch keeps its brightness
-      (identity, blurs, sharpen);
-    - ``"edge"``: they add up to 0, so a flat patch gives 0 and only *changes* show (Sobel, Laplacian);
-    - ``"other"``: anything else (for example the typo Sobel, which adds up to 4).
+
+def kernel_kind(kernel: np.ndarray) -> str:
+    """What a kernel does to brightness, read from its weights (the explorer's titles and notes).
+
+    - ``"edge"``: the weights add up to 0, so a flat patch gives 0 and only *changes* show
+      (Sobel, Laplacian);
+    - ``"copy"``: one weight is 1 and all others 0, so the output is the input (moved by one
+      pixel if the 1 is not in the centre);
+    - ``"smoothing"``: the weights add up to 1 and none is negative, so each output pixel is a
+      weighted average of its neighbourhood (the blurs);
+    - ``"image + edges"``: the weights add up to 1 and some are negative. A flat patch keeps its
+      brightness, and on top of it comes the answer of an edge kernel: any such kernel is the
+      identity plus a kernel whose weights add up to 0 (sharpen adds a Laplacian, Sobel x plus
+      the identity adds Sobel x's answer);
+    - ``"other"``: the weights add up to neither 0 nor 1 (for example the wrong Sobel x, 4).
     """
+    kernel = np.asarray(kernel, dtype=np.float64)
     total = float(np.sum(kernel))
-    if np.isclose(total, 1.0):
-        return "smoothing"
     if np.isclose(total, 0.0, atol=1e-9):
         return "edge"
-    return "other"
+    if not np.isclose(total, 1.0):
+        return "other"
+    if np.count_nonzero(kernel) == 1:
+        return "copy"
+    return "smoothing" if bool(np.all(kernel >= 0)) else "image + edges"
 
 
 def edge_filter_bank() -> np.ndarray:

@@ -1,22 +1,45 @@
-"""The learning-rate finder (Leslie Smith, 2015; popularised by fastai's ``lr_find``), lessons 4 and 5.
+"""The learning-rate finder (Leslie Smith's range test, in the form fastai made popular), lessons 4 and 5.
 
-Which learning rate should we train with? Try them all, cheaply, in one short run:
+Which learning rate should we train with? Try them all, cheaply, in one short run. Smith's range
+test (2015, "Cyclical Learning Rates for Training Neural Networks") raised the rate linearly over
+a few epochs and watched the accuracy. The form used here, and by most people today, is fastai's
+``Learner.lr_find`` (fastai/callback/schedule.py): the exponential growth per batch, the smoothing
+and the 4x stop below are fastai's.
 
 1. start with a tiny rate (``start_lr``) and multiply it by the same factor after every
    mini-batch, so that after ``num_it`` batches it has grown to ``end_lr``:
    ``lr_i = start_lr * (end_lr / start_lr) ** (i / num_it)``;
 2. after each batch, record the rate and the training loss, smoothed by an exponential moving
-   average (each batch's loss is noisy);
+   average (each batch's loss is noisy) that starts at 0 and is corrected for that start;
 3. stop early once the smoothed loss is more than 4 times the best seen so far (it has
    exploded: the rate is far too high), or becomes NaN or infinite;
-4. put everything back - weights, BatchNorm statistics, optimiser state, random-number state -
-   so the run leaves no trace;
+4. put everything back - weights, BatchNorm statistics, gradients, train/eval modes, optimiser
+   state, random-number state - so the run leaves no trace;
 5. plot loss against rate on a log scale, and suggest rates from the curve's shape.
 
 The suggestions are plain functions of ``(lrs, losses)``: ``valley``, ``steep``, ``minimum``
-and ``slide``, the same rules as fastai's. They read the curve after ``trim_curve`` has dropped
-its noisy first tenth, its last 5 points (where it explodes) and anything after a NaN.
-The loop's behaviour follows fastai's ``Learner.lr_find`` (fastai/callback/schedule.py).
+and ``slide``, fastai's four rules. They read the curve after ``trim_curve`` has dropped its
+noisy first tenth, its last 5 points (where it explodes) and anything from a NaN on, as fastai
+trims it.
+
+Where this finder differs from fastai's ``lr_find``, on purpose:
+
+- it stops at a NaN loss. (fastai's 4x test is never true for NaN, so it trains on to
+  ``num_it`` batches and then cuts the curve at the first NaN; ``trim_curve`` keeps the same
+  points, so the suggestions agree, from a shorter run.)
+- it makes all four suggestions by default; fastai's default is ``valley`` alone.
+- its plot marks the ``minimum`` suggestion at the suggested rate, a tenth of the lowest point;
+  fastai marks the lowest point of the curve itself.
+- it puts back the random-number generators, the gradients and the train/eval modes as well;
+  fastai reloads the weights and the optimiser's state from a file and zeroes the gradients.
+- ``valley`` and ``steep`` say "no suggestion" (``NoSuggestionError``, kept in
+  ``no_suggestion``) on a curve that never goes down, where fastai returns a point anyway; and
+  a valley that starts at the first point suggests that point, where fastai's index would be
+  -1 (the last point).
+
+Without an ``optimizer`` argument it trains with the AdamW that ``fit`` uses
+(``optim.make_optimizer``: fastai's defaults, betas (0.9, 0.99), eps 1e-5, weight decay 0.01
+on weights but not on biases or normalisation layers), and it uses mixed precision on CUDA.
 """
 
 from __future__ import annotations
@@ -69,11 +92,12 @@ def _as_curve(lrs: Sequence[float], losses: Sequence[float], min_points: int,
 
 
 def valley(lrs: Sequence[float], losses: Sequence[float]) -> tuple[float, tuple[float, float]]:
-    """The rate a bit past the start of the longest downhill stretch of the curve.
+    """The rate a little under half-way along the curve's longest decreasing subsequence.
 
-    Find the longest run of points in which each loss is lower than the one before (the points
-    need not be neighbours), by dynamic programming: ``run[i]`` is the length of the longest
-    such run that ends at point ``i``. The valley ends at the first point with the longest run
+    Find the longest run of points in which each loss is lower than the one before. The points
+    need not be neighbours, so this is not a contiguous stretch (a bump does not end it): it is
+    the longest decreasing subsequence, found by dynamic programming. ``run[i]`` is the length of
+    the longest such run that ends at point ``i``. The valley ends at the first point with the longest run
     and is taken to start that many points earlier. The suggestion is about half-way along the
     valley: ``start + int(length / 3) + int(length / 6)`` points in (fastai's rule), where the
     loss is still falling well and is not yet near the bottom.
@@ -150,8 +174,12 @@ def trim_curve(lrs: Sequence[float], losses: Sequence[float], num_it: int,
 
     Drop the first ``num_it // 10`` points (the smoothed loss is still settling), the last
     ``skip_end`` (where it explodes), and everything from the first NaN or infinite loss on.
+    A run that stopped at a NaN keeps the points just before it: fastai would have trained on
+    to ``num_it`` batches, so its last ``skip_end`` points would have come after the NaN.
     """
     end = len(losses) - skip_end
+    if len(losses) and math.isnan(losses[-1]):  # lr_find stopped here; fastai would have gone on
+        end = min(len(losses), num_it - skip_end)
     lrs, losses = list(lrs[num_it // 10:end]), list(losses[num_it // 10:end])
     for i, loss in enumerate(losses):
         if not math.isfinite(loss):

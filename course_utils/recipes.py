@@ -1,19 +1,24 @@
-"""Plumbing: lessons 5 to 7 in one call each, for when a lesson needs what an earlier one made.
+"""Plumbing: lesson 6's recipe as one object, and lessons 5 to 7 in one call each. You need not read this.
 
-You need not read this: every step here is taught, and written out, in lessons 5 and 6.
+Every step here is taught, and written out, in lessons 5 and 6.
 
+- ``PetsRecipe`` / ``pets_recipe(quick)``: every setting of lesson 6's final model (architecture,
+  image size, augmentation crop, batch, epochs, learning rate), in one frozen object that lesson
+  6's last training cell, ``train_pets_model`` and ``ddp_train`` all read;
 - ``checkpoint_path(task)``: where lesson 6 saves the pets classifier and lesson 7 looks for it;
 - ``train_pets_model(task)``: lesson 6's recipe in one call (data, model, fine-tuning, the best
   epoch, the checkpoint);
 - ``find_or_train_checkpoint(task)``: lesson 7's first cell, which must also work on a fresh Colab
   runtime where lesson 6 never ran.
 
-This is the top of the house: it chains the other modules, and nothing but notebooks and
-benchmarks imports it.
+This is the top of the house: it chains the other modules, and nothing but notebooks,
+benchmarks and ``ddp_train`` imports it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -23,7 +28,47 @@ from course_utils.env import data_dir, is_quick, pick_device
 from course_utils.models import build_resnet
 from course_utils.pets import pets_dataloaders
 from course_utils.training import error_rate, fine_tune, fit
-from course_utils.transforms import FULL_IMAGE_SIZE, QUICK_IMAGE_SIZE, norm_stats
+from course_utils.transforms import CROP_SCALE, FULL_IMAGE_SIZE, QUICK_IMAGE_SIZE, norm_stats
+
+
+@dataclass(frozen=True)
+class PetsRecipe:
+    """Every setting of lesson 6's final model. Lesson 6 explains the full-mode choice, with its sources.
+
+    - ``arch``: a torchvision ResNet; its head is one new ``nn.Linear`` (``models.build_resnet``);
+    - ``pretrained``: start from torchvision's default ImageNet weights (full mode) or from random
+      ones (quick mode, which never downloads);
+    - ``image_size``: the side of the square images the model sees;
+    - ``crop_scale``: the share of the photo that augmentation's random crop keeps
+      (``transforms.train_transform``, whose default it is);
+    - ``batch_size``: training images per step (validation takes twice as many);
+    - ``epochs``: ``fine_tune``'s epochs with everything training, or ``fit``'s epochs from scratch;
+    - ``freeze_epochs``: ``fine_tune``'s first epochs, with the body frozen (0: no such phase);
+    - ``lr``: ``fine_tune``'s ``base_lr``, or ``fit``'s peak rate from scratch; chosen for one
+      process with ``batch_size`` images per step.
+    """
+
+    arch: str
+    pretrained: bool
+    image_size: int
+    crop_scale: tuple[float, float]
+    batch_size: int
+    epochs: int
+    freeze_epochs: int
+    lr: float
+
+
+# Full mode: an ImageNet-pretrained ResNet-152 fine-tuned for 1 + 5 epochs at 224 px (lesson 6, section 6).
+FULL_RECIPE = PetsRecipe("resnet152", pretrained=True, image_size=FULL_IMAGE_SIZE, crop_scale=CROP_SCALE,
+                         batch_size=64, epochs=5, freeze_epochs=1, lr=2e-3)
+# Quick mode: cartoon pets, no downloads: a small ResNet from scratch, seconds on a CPU.
+QUICK_RECIPE = PetsRecipe("resnet18", pretrained=False, image_size=QUICK_IMAGE_SIZE, crop_scale=CROP_SCALE,
+                          batch_size=32, epochs=8, freeze_epochs=0, lr=1e-3)
+
+
+def pets_recipe(quick: bool | None = None) -> PetsRecipe:
+    """The recipe of lesson 6's final model in quick or full mode (default: the course's mode)."""
+    return QUICK_RECIPE if (is_quick() if quick is None else quick) else FULL_RECIPE
 
 
 def checkpoint_path(task: str = "breeds", quick: bool | None = None) -> Path:
@@ -40,33 +85,37 @@ def train_pets_model(task: str = "breeds", quick: bool | None = None, epochs: in
                      path: Path | None = None) -> Path:
     """Lesson 6's recipe in one call: train a ResNet on the pets, save the best epoch, return the path.
 
-    Full mode fine-tunes an ImageNet-pretrained ResNet-34 at 224 px (a few minutes on a GPU);
-    quick mode trains a small ResNet-18 from scratch on the cartoon pets for a few seconds (it
-    learns something, not much). Lesson 7 calls this when it finds no saved model, e.g. on a
+    The settings are ``pets_recipe(quick)``'s (``epochs`` and ``arch`` replace the recipe's when
+    given). Full mode fine-tunes an ImageNet-pretrained ResNet at 224 px (a few minutes on a
+    GPU); quick mode trains a small ResNet-18 from scratch on the cartoon pets for a few seconds
+    (it learns something, not much). Lesson 7 calls this when it finds no saved model, e.g. on a
     fresh Colab runtime. The checkpoint format is described in ``course_utils.checkpoint``.
     """
     quick = is_quick() if quick is None else quick
+    recipe = pets_recipe(quick)
+    recipe = dataclasses.replace(recipe, epochs=epochs or recipe.epochs, arch=arch or recipe.arch)
+    if recipe.crop_scale != CROP_SCALE:  # pets_dataloaders augments with train_transform's default crop
+        raise ValueError(f"pets_dataloaders crops with transforms.CROP_SCALE={CROP_SCALE}, "
+                         f"not the recipe's {recipe.crop_scale}")
     device = pick_device() if device is None else torch.device(device)
-    arch = arch or ("resnet18" if quick else "resnet34")
-    epochs = epochs or (8 if quick else 4)
-    image_size = QUICK_IMAGE_SIZE if quick else FULL_IMAGE_SIZE
-    train_dl, valid_dl, names = pets_dataloaders(task, image_size, batch_size=32 if quick else 64, quick=quick,
+    train_dl, valid_dl, names = pets_dataloaders(task, recipe.image_size, batch_size=recipe.batch_size, quick=quick,
                                                  pretrained_norm=True, device=device)
-    model, pretrained = build_resnet(arch, pretrained=not quick, num_classes=len(names))
+    model, pretrained = build_resnet(recipe.arch, pretrained=recipe.pretrained, num_classes=len(names))
     loss_fn = torch.nn.CrossEntropyLoss()
     settings = {"metrics": {"error_rate": error_rate}, "device": device, "keep_best": True}
     if pretrained:
-        history = fine_tune(model, train_dl, valid_dl, loss_fn, epochs, **settings)[-1]
+        history = fine_tune(model, train_dl, valid_dl, loss_fn, recipe.epochs, base_lr=recipe.lr,
+                            freeze_epochs=recipe.freeze_epochs, **settings)[-1]
     else:  # nothing to preserve in a random body: train everything from the start
-        history = fit(model, train_dl, valid_dl, loss_fn, epochs, lr=1e-3, **settings)
+        history = fit(model, train_dl, valid_dl, loss_fn, recipe.epochs, lr=recipe.lr, **settings)
     if history is not None and history.best_state is not None:
         model.load_state_dict(history.best_state)
     best = history.rows[history.best_epoch - 1] if history is not None and history.best_epoch else {}
-    info = {"task": task, "quick": quick, "pretrained": pretrained, "epochs": epochs,
+    info = {"task": task, "quick": quick, "pretrained": pretrained, "epochs": recipe.epochs,
             "best_epoch": best.get("epoch", 0), "valid_error_rate": float(best.get("error_rate", float("nan")))}
     mean, std = norm_stats(True)
     return save_checkpoint(path or checkpoint_path(task, quick), model,
-                           Checkpoint(arch, names, image_size, mean, std, info))
+                           Checkpoint(recipe.arch, names, recipe.image_size, mean, std, info))
 
 
 def find_or_train_checkpoint(task: str = "breeds", quick: bool | None = None, train_if_missing: bool = True,
@@ -75,8 +124,9 @@ def find_or_train_checkpoint(task: str = "breeds", quick: bool | None = None, tr
 
     Lesson 7 may be opened first, e.g. on a fresh Colab runtime. Then the model is made with
     ``train_pets_model(task)``, lesson 6's recipe in one call: about 10 seconds on a CPU
-    in quick mode; in full mode a download of the pet photos (about 800 MB, once) and a few
-    minutes of fine-tuning on a GPU. With ``train_if_missing=False`` it raises instead.
+    in quick mode; in full mode a download of the pet photos (about 800 MB) and of the ImageNet
+    weights (once), then a few minutes of fine-tuning on a GPU. With ``train_if_missing=False``
+    it raises instead.
     """
     quick = is_quick() if quick is None else quick
     path = checkpoint_path(task, quick)
@@ -84,9 +134,11 @@ def find_or_train_checkpoint(task: str = "breeds", quick: bool | None = None, tr
         print(f"Found the saved model: {path}")
         return path
     call = f"course_utils.recipes.train_pets_model({task!r})"
+    recipe = pets_recipe(quick)
+    epochs = recipe.freeze_epochs + recipe.epochs
     cost = ("about 10 seconds on a CPU (quick mode: cartoon pets, a small ResNet-18 from scratch)" if quick else
-            "full mode: downloads the Oxford-IIIT Pet photos once (about 800 MB), then fine-tunes a pretrained "
-            "ResNet-34 for a few minutes on a GPU (much longer on a CPU)")
+            f"full mode: downloads the Oxford-IIIT Pet photos once (about 800 MB) and the ImageNet weights of a "
+            f"{recipe.arch}, then fine-tunes it for {epochs} epochs: a few minutes on a GPU, much longer on a CPU")
     if not train_if_missing:
         raise FileNotFoundError(f"No saved model at {path}. Run lesson 6, or make one with a single call, "
                                 f"{call}: {cost}.")

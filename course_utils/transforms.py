@@ -23,6 +23,10 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 FULL_IMAGE_SIZE = 224    # the side of the square images a model sees in full mode
 QUICK_IMAGE_SIZE = 64    # ... and in quick mode (small pictures train fast on a CPU)
+# The share of a photo's area that augmentation's random crop keeps, at least and at most. With
+# the 256-pixel copies and 224-pixel crops, a pet then looks on average about as big in training
+# as in validation's resize-and-centre-crop (tests/test_pets_model.py checks it). Lessons 5 and 6.
+CROP_SCALE = (0.35, 1.0)
 
 
 def norm_stats(pretrained: bool = True) -> tuple[list[float] | None, list[float] | None]:
@@ -57,14 +61,15 @@ def train_transform(image_size: int = FULL_IMAGE_SIZE, mean: Sequence[float] | N
                     std: Sequence[float] | None = IMAGENET_STD) -> v2.Compose:
     """Data augmentation: every epoch shows each photo a little differently.
 
-    A small rotation, a random crop of 35% to 100% of the photo stretched to ``image_size`` squared,
-    a mirror image half of the time and slightly changed brightness, contrast and saturation.
+    A small rotation, a random crop of 35% to 100% of the photo (``CROP_SCALE``) stretched to
+    ``image_size`` squared, a mirror image half of the time and slightly changed brightness,
+    contrast and saturation.
     A cat stays a cat under all of these, so the model learns what does not change. (No hue
     changes: they would cost as much time as all the rest together, for little gain.)
     """
     return v2.Compose([
         v2.RandomRotation(10),
-        v2.RandomResizedCrop(image_size, scale=(0.35, 1.0)),
+        v2.RandomResizedCrop(image_size, scale=CROP_SCALE),
         v2.RandomHorizontalFlip(),
         v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2),
         *_to_tensor(mean, std),

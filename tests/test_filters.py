@@ -204,13 +204,26 @@ def test_presets_match_opencv_filters():
     np.testing.assert_array_equal(same(image, filters.PRESETS["identity"]), image)
 
 
-def test_the_typo_sobel_differs_from_opencv_and_reacts_to_flat_brightness():
+def test_the_articles_wrong_sobel_differs_from_opencv_and_reacts_to_flat_brightness():
+    np.testing.assert_array_equal(filters.SOBEL_X_WRONG, [[-1, 0, 1], [0, 0, 0], [1, 2, 1]])  # as printed there
     image = RNG.uniform(0, 255, size=(20, 30))
-    typo = same(image, filters.SOBEL_X_TYPO)
-    assert not np.allclose(typo, cv2.Sobel(image, cv2.CV_64F, 1, 0, ksize=3, borderType=BORDER))
+    wrong = same(image, filters.SOBEL_X_WRONG)
+    assert not np.allclose(wrong, cv2.Sobel(image, cv2.CV_64F, 1, 0, ksize=3, borderType=BORDER))
     flat = np.full((9, 9), 100.0)
     assert filters.conv2d(flat, filters.SOBEL_X).max() == 0  # the correct one sees no edge
-    np.testing.assert_array_equal(filters.conv2d(flat, filters.SOBEL_X_TYPO), 400.0)  # 4 x the brightness
+    np.testing.assert_array_equal(filters.conv2d(flat, filters.SOBEL_X_WRONG), 400.0)  # 4 x the brightness
+
+
+def test_the_wrong_sobel_cannot_tell_opposite_edges_apart_but_answers_horizontal_ones():
+    """Patches of equal mean (50) whose edges run opposite ways: lesson 2's probes."""
+    rising = np.array([[0.0, 50, 100]] * 3)  # dark -> bright, left to right
+    below = rising.T  # dark above, bright below
+
+    def answers(kernel):
+        return [float(np.sum(patch * kernel)) for patch in (rising, rising[:, ::-1], below, below[::-1])]
+
+    assert answers(filters.SOBEL_X) == [400, -400, 0, 0]  # the sign tells the direction; horizontal: nothing
+    assert answers(filters.SOBEL_X_WRONG) == [300, 100, 400, 0]  # both vertical ones > 0
 
 
 def test_the_shared_presets_are_read_only():
@@ -220,11 +233,18 @@ def test_the_shared_presets_are_read_only():
         filters.SOBEL_X[0, 0] = 99  # the shared presets cannot be changed by accident
 
 
-def test_kernel_kind_follows_the_sum_of_the_weights():
+def test_kernel_kind_tells_smoothing_from_other_kernels_that_keep_brightness():
     kinds = {name: filters.kernel_kind(k) for name, k in filters.PRESETS.items()}
-    assert kinds == {"identity": "smoothing", "box blur": "smoothing", "gaussian blur": "smoothing",
-                     "sharpen": "smoothing", "sobel x": "edge", "sobel y": "edge", "laplacian (edges)": "edge",
-                     "wrong sobel x (typo)": "other"}
+    assert kinds == {"identity": "copy", "box blur": "smoothing", "gaussian blur": "smoothing",
+                     "sharpen": "image + edges", "sobel x": "edge", "sobel y": "edge", "laplacian (edges)": "edge",
+                     "wrong sobel x (article)": "other"}
+    assert set(kinds.values()) == set(filters.KERNEL_KINDS)
+    identity = filters.PRESETS["identity"]
+    assert filters.kernel_kind(filters.SOBEL_X + identity) == "image + edges"  # lesson 2's exercise 3
+    assert filters.kernel_kind(np.roll(identity, 1, axis=1)) == "copy"  # a shifted copy
+    assert filters.kernel_kind(identity * 2) == "other"
+    # every brightness-keeping kernel with a negative weight is the identity plus an edge kernel
+    assert filters.kernel_kind(filters.PRESETS["sharpen"] - identity) == "edge"
 
 
 def test_edge_filter_bank_finds_the_edge_it_names():
@@ -318,3 +338,40 @@ def test_sample_photos_are_shipped_small_and_listed_with_their_licence():
         assert re.search(rf"`{re.escape(name)}`.*(CC0|public domain)", shipped, re.I | re.S), name
     unlisted = [p.name for p in samples_dir().iterdir() if p.is_file() and f"`{p.name}`" not in readme]
     assert unlisted == [], "every shipped sample needs its source and licence in data/README.md"
+
+
+def test_direction_picture_colours_each_direction_and_darkens_weak_edges():
+    angles = np.array([[0.0, np.pi / 2, np.pi, -np.pi / 2]])
+    picture = filter_plots.direction_picture(angles, np.ones_like(angles))
+    np.testing.assert_allclose(picture[0, 0], [1, 0, 0])  # brighter to the right: red
+    np.testing.assert_allclose(picture[0, 2], [0, 1, 1])  # brighter to the left: cyan
+    np.testing.assert_allclose(picture[0, 1], [0.5, 1, 0])  # brighter below (rows grow downwards)
+    np.testing.assert_allclose(picture[0, 3], [0.5, 0, 1])  # brighter above
+    dim = filter_plots.direction_picture(angles, np.array([[0.0, 1, 1, 1]]))
+    np.testing.assert_allclose(dim[0, 0], 0)  # no edge: black
+    with pytest.raises(ValueError, match="one shape"):
+        filter_plots.direction_picture(angles, np.ones((2, 4)))
+
+
+def test_direction_wheel_agrees_with_the_gradient_of_a_ramp():
+    """A ramp brighter to the right and below: Sobel's direction gets the wheel's colour at that angle."""
+    wheel = filter_plots.direction_wheel(101)
+    np.testing.assert_allclose(wheel[50, 100], [1, 0, 0], atol=0.05)  # right edge of the wheel: red
+    np.testing.assert_allclose(wheel[0, 0], 0)  # outside the disc: black
+    rows, cols = np.mgrid[0:20, 0:20].astype(float)
+    ramp = rows + cols  # brighter towards the bottom right
+    gx, gy = same(ramp, filters.SOBEL_X)[5:-5, 5:-5], same(ramp, filters.SOBEL_Y)[5:-5, 5:-5]
+    colour = filter_plots.direction_picture(np.arctan2(gy, gx), np.hypot(gx, gy))[0, 0]
+    np.testing.assert_allclose(colour, wheel[85, 85], atol=0.05)  # the wheel's bottom-right
+
+
+def test_show_gradient_draws_four_labelled_pictures_and_the_key():
+    image = photo_grey()
+    gx, gy = filters.filter_image(image, filters.SOBEL_X), filters.filter_image(image, filters.SOBEL_Y)
+    fig = filter_plots.show_gradient(gx, gy, np.hypot(gx, gy), np.arctan2(gy, gx), suptitle="edges")
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[:2] == ["gx: Sobel x (vertical edges)", "gy: Sobel y (horizontal edges)"]
+    (key,) = fig.axes[3].child_axes  # the colour wheel, in the direction picture's corner
+    assert key.get_title() == "brighter towards" and fig._suptitle.get_text() == "edges"
+    with pytest.raises(ValueError, match="one shape"):
+        filter_plots.show_gradient(gx, gy[1:], gx, gy)

@@ -163,6 +163,31 @@ def test_trim_curve_drops_the_start_the_end_and_everything_after_a_nan():
     assert trim_curve(lrs[:4], losses[:4], num_it=100) == ([], [])  # too short: nothing left, no error
 
 
+def _fastai_trim(lrs, losses, num_it, skip_end=5):
+    """fastai's trimming, written out: its run goes on to num_it batches after a NaN (every later loss is
+    NaN too), then it drops the first num_it // 10 and the last skip_end points and cuts at the first NaN."""
+    if losses and math.isnan(losses[-1]):
+        lrs = list(lrs) + [lrs[-1]] * (num_it - len(lrs))
+        losses = list(losses) + [math.nan] * (num_it - len(losses))
+    lrs, losses = list(lrs[num_it // 10:len(lrs) - skip_end]), list(losses[num_it // 10:len(losses) - skip_end])
+    nan = [i for i, loss in enumerate(losses) if math.isnan(loss)]
+    return (lrs[:nan[0]], losses[:nan[0]]) if nan else (lrs, losses)
+
+
+@pytest.mark.parametrize("stop", [8, 12, 30, 60, 94, 97, 99])
+def test_a_run_stopped_by_a_nan_is_trimmed_as_fastai_would_trim_it(stop):
+    # lr_find stops at the NaN; fastai trains on to num_it: the suggestions must read the same points.
+    lrs, losses = [float(i + 1) for i in range(stop + 1)], [float(100 - i) for i in range(stop)] + [math.nan]
+    assert trim_curve(lrs, losses, num_it=100) == _fastai_trim(lrs, losses, num_it=100)
+    end = min(stop, 100 - 5)  # up to the NaN, unless fastai's last 5 points would have come first
+    assert trim_curve(lrs, losses, num_it=100) == (lrs[10:end], losses[10:end])
+
+
+def test_a_run_stopped_by_an_explosion_drops_its_last_five_points_as_fastai_does():
+    lrs, losses = [float(i + 1) for i in range(40)], [1.0] * 39 + [math.inf]  # fastai stops here too (4x)
+    assert trim_curve(lrs, losses, num_it=100) == (lrs[10:35], losses[10:35])
+
+
 # ----------------------------------------------------------------------------- the finder
 
 
@@ -332,6 +357,21 @@ def test_suggestions_read_the_trimmed_curve():
             assert result.no_suggestion[name] == str(e)
         else:
             assert result.suggestions[name] == expected[0] and result.marks[name] == expected[1]
+
+
+def test_suggestions_after_a_nan_read_the_points_up_to_it():
+    values = [2.0 - 0.02 * i for i in range(50)] + [math.nan] * 60
+    result = lr_find(_model(), _data(), _scripted_loss(values), num_it=100, device="cpu", quiet=True)
+    assert len(result.lrs) == 51 and "NaN" in result.stop_reason
+    lrs, losses = _fastai_trim(result.lrs, result.losses, 100)
+    assert len(losses) == 40  # points 10..49: fastai's curve, not 5 points shorter
+    assert result.suggestions["minimum"] == minimum(lrs, losses)[0]
+    assert result.suggestions["valley"] == valley(lrs, losses)[0]
+
+
+def test_all_four_suggestions_by_default():
+    result = lr_find(_model(), _data(), nn.CrossEntropyLoss(), num_it=60, stop_div=False, device="cpu", quiet=True)
+    assert set(result.suggestions) | set(result.no_suggestion) == {"valley", "steep", "minimum", "slide"}
 
 
 def test_a_flat_curve_gives_reasons_not_exceptions():
