@@ -123,9 +123,10 @@ def find_or_train_checkpoint(task: str = "breeds", quick: bool | None = None, tr
     """The path of the pets classifier lesson 6 saved; if there is none, train one now (or say how).
 
     Lesson 7 may be opened first, e.g. on a fresh Colab runtime. Then the model is made with
-    ``train_pets_model(task)``, lesson 6's recipe in one call: about 10 seconds on a CPU
-    in quick mode; in full mode a download of the pet photos (about 800 MB) and of the ImageNet
-    weights (once), then a few minutes of fine-tuning on a GPU. With ``train_if_missing=False``
+    ``train_pets_model(task)``, lesson 6's recipe in one call: in quick mode a small ResNet-18
+    trained from scratch on cartoon pets; in full mode a download of the pet photos (about 800 MB)
+    and of the ImageNet weights (once), then fine-tuning, best on a GPU. Its table shows the time
+    of each epoch as it goes. With ``train_if_missing=False``
     it raises instead.
     """
     quick = is_quick() if quick is None else quick
@@ -136,9 +137,10 @@ def find_or_train_checkpoint(task: str = "breeds", quick: bool | None = None, tr
     call = f"course_utils.recipes.train_pets_model({task!r})"
     recipe = pets_recipe(quick)
     epochs = recipe.freeze_epochs + recipe.epochs
-    cost = ("about 10 seconds on a CPU (quick mode: cartoon pets, a small ResNet-18 from scratch)" if quick else
+    cost = (f"quick mode: cartoon pets, a small {recipe.arch} from scratch for {epochs} epochs (the table shows "
+            "each epoch's time)" if quick else
             f"full mode: downloads the Oxford-IIIT Pet photos once (about 800 MB) and the ImageNet weights of a "
-            f"{recipe.arch}, then fine-tunes it for {epochs} epochs: a few minutes on a GPU, much longer on a CPU")
+            f"{recipe.arch}, then fine-tunes it for {epochs} epochs: best on a GPU, far slower on a CPU")
     if not train_if_missing:
         raise FileNotFoundError(f"No saved model at {path}. Run lesson 6, or make one with a single call, "
                                 f"{call}: {cost}.")
