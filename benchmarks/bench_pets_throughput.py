@@ -105,8 +105,12 @@ def loading_rates(loader: DataLoader, batches: int, warmup: int, repeats: int) -
 
 
 def training_rates(arch: str, num_classes: int, size: int, batch_size: int, device: torch.device,
-                   steps: int, warmup: int, repeats: int) -> list[float]:
-    """Images per second of training steps on random tensors already on ``device``."""
+                   steps: int, warmup: int, repeats: int) -> tuple[list[float], float]:
+    """Images per second of training steps on random tensors already on ``device``, and CPU seconds per image.
+
+    The CPU time (this process, all its threads) is what an idle machine would need too; the
+    wall-clock rate also counts the waits of a machine busy with other work.
+    """
     model, _ = build_resnet(arch, pretrained=False, num_classes=num_classes)
     speedups = use_cuda_speedups(device)
     memory_format = torch.channels_last if speedups else torch.contiguous_format
@@ -119,7 +123,7 @@ def training_rates(arch: str, num_classes: int, size: int, batch_size: int, devi
     targets = torch.randint(num_classes, (batch_size,), device=device)
     for _ in range(warmup):
         train_step(model, inputs, targets, loss_fn, optimizer, scaler, speedups)
-    rates = []
+    rates, cpu = [], time.process_time()
     for _ in range(repeats):
         synchronize(device)
         start = time.perf_counter()
@@ -127,7 +131,7 @@ def training_rates(arch: str, num_classes: int, size: int, batch_size: int, devi
             train_step(model, inputs, targets, loss_fn, optimizer, scaler, speedups)
         synchronize(device)
         rates.append(steps * batch_size / (time.perf_counter() - start))
-    return rates
+    return rates, (time.process_time() - cpu) / (repeats * steps * batch_size)
 
 
 def prepare_standin(folder: Path, per_breed: int) -> float:
@@ -289,10 +293,12 @@ def run(args, device: torch.device, size: int, batch_size: int, archs: list[str]
               "   no model")
     trains = {}
     for arch in archs:
-        trains[arch] = training_rates(arch, len(names), size, batch_size, device, steps,
-                                      warmup=1 if device.type == "cpu" else 3, repeats=train_repeats)
+        trains[arch], cpu_per_image = training_rates(arch, len(names), size, batch_size, device, steps,
+                                                     warmup=1 if device.type == "cpu" else 3, repeats=train_repeats)
+        cost = (f", {cpu_per_image:.2f} CPU-s per image ({torch.get_num_threads()} threads)"
+                if device.type == "cpu" else "")
         print(f"(b) training, {arch + ':':16s} {statistics.median(trains[arch]):8.1f} images/s  "
-              f"(best {max(trains[arch]):.1f})   random tensors, no loading", flush=True)
+              f"(best {max(trains[arch]):.1f})   random tensors, no loading{cost}", flush=True)
 
     a = statistics.median(loads[stored])
     n = len(train_ds)
