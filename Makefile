@@ -31,12 +31,11 @@ lint: install
 unit: install  ## pytest for course_utils and the notebook checks (not the notebooks themselves)
 	$(BIN)/python -m pytest tests
 
-notebooks: install  ## every notebook in quick mode under nbval; then a second "restart and run all" proving the exercises
+notebooks: install  ## every notebook in quick mode under nbval, each exercise blank and then solved (conftest.py)
 	COURSE_QUICK=1 $(BIN)/python -m pytest notebooks
-	COURSE_QUICK=1 $(BIN)/python -m pytest tests -m notebook_run
 
-rehearsal: install  ## every lesson in FULL mode, offline, on a stand-in download, training capped (COURSE_TRAIN_CAP=2)
-	COURSE_QUICK=0 COURSE_TRAIN_CAP=2 $(BIN)/python tests/rehearsal/run.py --cap 2
+rehearsal: install  ## every lesson in FULL mode, offline, on a stand-in download, training capped (COURSE_TRAIN_CAP=1)
+	COURSE_QUICK=0 COURSE_TRAIN_CAP=1 $(BIN)/python tests/rehearsal/run.py --cap 1
 
 sync: install  ## maintainers: rerun notebooks in quick mode, rewrite badges/set-up cells, strip unchecked outputs
 	COURSE_QUICK=1 $(BIN)/python colab/sync_notebooks.py --execute

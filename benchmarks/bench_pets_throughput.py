@@ -327,7 +327,7 @@ def run(args, device: torch.device, size: int, batch_size: int, archs: list[str]
     if args.target and not args.quick:
         for what, total in totals.items():
             ceiling = max(workers, 1) * 1000 / total
-            print(f"against a GPU training at {args.target:.0f} images/s: the {what} gives at most {ceiling:.0f} "
+            print(f"against a GPU training at {args.target:.0f} images/s: from the {what}, at most {ceiling:.0f} "
                   f"images/s on {max(workers, 1)} free core(s), "
                   f"{'enough' if ceiling >= args.target else 'NOT enough: loading would limit'}")
     print("(batching, passing batches between processes and the training process's own work come on top of (c); "

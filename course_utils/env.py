@@ -177,8 +177,8 @@ class Env:
     def summary(self) -> str:
         mode = "QUICK (small data, few steps: numbers are not real results)" if self.quick else "FULL"
         where = " | on Colab" if self.colab else ""
-        cap = (f" | training CAPPED at {self.train_cap} epochs, batches per pass and finder steps "
-               f"({CAP_ENV_VAR}): numbers are not results") if self.train_cap else ""
+        cap = (f" | training CAPPED at {self.train_cap} (epochs per fit, batches per pass, finder steps; "
+               f"{CAP_ENV_VAR}): numbers are not results") if self.train_cap else ""
         return f"device: {describe_device(self.device)} | mode: {mode} | seed: {self.seed}{where}{cap}"
 
 

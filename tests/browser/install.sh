@@ -3,6 +3,8 @@
 #
 #   bash tests/browser/install.sh              # Chromium + ChromeDriver (Debian) and selenium (into .venv)
 #   bash tests/browser/install.sh --widgets7   # the same, plus .venv-widgets7 for `make browser-check-widgets7`
+#   bash tests/browser/install.sh --chromium   # only Chromium + ChromeDriver (needs no .venv: CI fetches them
+#                                              # from Debian's archive while the tests run)
 #
 # .venv (made by `make install`) must exist. Needs root or sudo for apt-get, and reaches only
 # Debian's archive and PyPI.
@@ -22,20 +24,29 @@ W7_PACKAGES=("ipywidgets==7.7.1" "jupyterlab_widgets>=1.1,<2" "widgetsnbextensio
              "ipykernel>=6.29,<7")
 SELENIUM="selenium>=4.10,<5"
 
+install_chromium() {
+    if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then
+        echo "chromium and chromedriver: already installed"
+    else
+        sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver
+    fi
+}
+
+if [ "${1:-}" = "--chromium" ]; then
+    install_chromium
+    exit 0
+fi
+
 if [ ! -x "$VENV/bin/python" ]; then
     echo "install.sh: no $VENV; run 'make install' first" >&2
     exit 1
 fi
 
 # 1. Debian's Chromium and its ChromeDriver (same version, from the same archive).
-if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then
-    echo "chromium and chromedriver: already installed"
-else
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver
-fi
+install_chromium
 
 # 2. selenium, into the course's environment (the checks run from there).
 if "$VENV/bin/python" -c "import selenium" 2>/dev/null; then

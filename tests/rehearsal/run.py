@@ -69,7 +69,7 @@ import standin  # noqa: E402
 
 from course_utils.env import CAP_ENV_VAR  # noqa: E402
 
-DEFAULT_CAP = 2
+DEFAULT_CAP = 1                        # what `make rehearsal` and CI use: one batch per pass, one epoch per fit
 # Lessons whose full mode needs neither the pet photos nor a large network: run without a cap.
 UNCAPPED = ("01_intro.ipynb", "02_cnn_filters.ipynb", "03_pooling.ipynb", "04_lr_find.ipynb")
 CELL_TIMEOUT = 900                     # seconds (--cell-timeout); a cell that takes longer is a failure in itself
@@ -322,8 +322,10 @@ def main() -> int:
         print(f"no such notebook(s) among {[p.name for p in sorted(NOTEBOOKS.glob('*.ipynb'))]}")
         return 2
 
-    print(f"FULL-MODE REHEARSAL: COURSE_QUICK=0, COURSE_TRAIN_CAP={args.cap} in force: at most {args.cap} epochs "
-          f"per fit, {args.cap} batches per pass over a loader, {args.cap} learning-rate-finder steps "
+    plural = "" if args.cap == 1 else "s"
+    print(f"FULL-MODE REHEARSAL: COURSE_QUICK=0, COURSE_TRAIN_CAP={args.cap} in force: at most {args.cap} "
+          f"epoch{plural} per fit, {args.cap} batch{'' if args.cap == 1 else 'es'} per pass over a loader, {args.cap} "
+          f"learning-rate-finder step{plural} "
           f"(lessons {', '.join(n[:2] for n in UNCAPPED)} uncapped: small networks, seconds on a CPU). "
           "Stand-in photos and random stand-in weights: the numbers the notebooks print are not results.")
     total, started_load = time.perf_counter(), load_average()
