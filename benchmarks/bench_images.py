@@ -58,6 +58,9 @@ ROOT = Path(__file__).resolve().parents[1]
 GB = 1024 ** 3
 BUDGET_GB = 1.5        # memory above the loaded model
 BUDGET_SECONDS = 2.0   # load + preprocess + predict, on a 2-core CPU
+# HEIF photos get 3 s (course_utils.images says why): decoding 48 megapixels of HEVC alone takes ~1.5 s of CPU
+HEIF_BUDGET_SECONDS = 3.0
+HEIF_SUFFIXES = (".heic", ".heif")
 
 
 # --- The cases: (file name, how to make it, what it is) ------------------------------------------
@@ -248,12 +251,17 @@ def run_case(args, path: Path, consumer: str) -> dict:
             "seconds": time.perf_counter() - start}
 
 
-def verdict(result: dict) -> str:
-    """``within`` the budget, or what is over it."""
+def seconds_budget(name: str) -> float:
+    """The time budget of case ``name``: ``HEIF_BUDGET_SECONDS`` for HEIF photos, else ``BUDGET_SECONDS``."""
+    return HEIF_BUDGET_SECONDS if name.lower().endswith(HEIF_SUFFIXES) else BUDGET_SECONDS
+
+
+def verdict(result: dict, name: str = "") -> str:
+    """``within`` the budget of case ``name``, or what is over it."""
     if not result["ok"]:
         return "OVER (failed)"
     over = [what for what, bad in [("memory", result["peak"] >= BUDGET_GB * GB),
-                                   ("time", result["cpu"] >= BUDGET_SECONDS)] if bad]
+                                   ("time", result["cpu"] >= seconds_budget(name))] if bad]
     return "OVER (" + " and ".join(over) + ")" if over else "within"
 
 
@@ -261,7 +269,7 @@ def print_row(name: str, consumer: str, size: int, result: dict) -> None:
     numbers = (f"{result['peak'] / GB:+6.2f} GB  {result['seconds']:6.2f} s  {result['cpu']:6.2f} s  "
                f"{result['prepare_cpu']:6.2f} s" if "peak" in result
                else f"{'?':>9s}  {result.get('seconds', float('nan')):6.2f} s  {'?':>8s}  {'?':>8s}")
-    print(f"{name:36s} {consumer:7s} {size / 1e6:7.2f} MB  {numbers}  {verdict(result):14s}  "
+    print(f"{name:36s} {consumer:7s} {size / 1e6:7.2f} MB  {numbers}  {verdict(result, name):14s}  "
           f"{result['outcome'][:90]}", flush=True)
     if "where" in result:
         print(f"{'':45s}(in {result['where'].strip()})")
@@ -297,7 +305,8 @@ def main() -> None:
         heif = "no pillow-heif: the HEIC cases are refused"
     print(f"course_utils from {args.tree}; files in {files}; torch threads: 1; {heif}")
     print(f"budget: < {BUDGET_GB:g} GB above the loaded model and < {BUDGET_SECONDS:g} s of load + preprocess + "
-          f"predict (checked on CPU time); hard limits {args.limit_gb:g} GB and {args.timeout:g} s per case; "
+          f"predict ({HEIF_BUDGET_SECONDS:g} s for HEIF photos; checked on CPU time); "
+          f"hard limits {args.limit_gb:g} GB and {args.timeout:g} s per case; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (wall times are stretched by it)")
     print(f"\n{'file':36s} {'run':7s} {'size':>10s}  {'peak':>9s}  {'wall':>8s}  {'cpu':>8s}  {'load+prep':>8s}  "
           f"{'budget':14s}  outcome")
@@ -322,7 +331,7 @@ def main() -> None:
         cpu = max(measured, key=lambda row: row[2]["cpu"])
         print(f"\nworst memory: {memory[0]} ({memory[1]}): {memory[2]['peak'] / GB:+.2f} GB; worst time: {cpu[0]} "
               f"({cpu[1]}): {cpu[2]['cpu']:.2f} s CPU, {cpu[2]['seconds']:.2f} s wall")
-    over = [f"{n} ({c})" for n, c, r in rows if verdict(r) != "within"]
+    over = [f"{n} ({c})" for n, c, r in rows if verdict(r, n) != "within"]
     print(f"{len(rows) - len(over)} of {len(rows)} within the budget" + (f"; over: {', '.join(over)}" if over else "")
           + f"; load average now {os.getloadavg()[0]:.1f}")
 

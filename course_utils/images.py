@@ -12,9 +12,10 @@ nothing is silently skipped.
 **The budget.** Whatever file it is given, loading it here plus preparing it for the model
 (``transforms.valid_transform``) plus predicting stays under **1.5 GB of memory above the
 model** and **2 seconds** on a 2-core CPU (``benchmarks/bench_images.py`` measures the worst
-cases we know of). The one case near the time limit is the biggest phone photo there is, a
-48-megapixel HEIC ("HEIF Max"): HEVC cannot be decoded at a reduced size, and decoding it
-alone takes about 1.5 s of CPU time (libheif spreads an iPhone photo's tiles over both cores).
+cases we know of), with one exception that gets **3 seconds**: the biggest phone photo there
+is, a 48-megapixel HEIC ("HEIF Max"). HEVC cannot be decoded at a reduced size, and decoding
+it alone takes about 1.5 s of CPU time (libheif spreads an iPhone photo's tiles over both
+cores); with preparing and predicting it takes 2.0-2.7 s of CPU time.
 Three rules keep the budget, each applied before the step it protects:
 
 1. **Pixels are counted before anything is decoded** (the header says how many there are):
