@@ -23,6 +23,7 @@ from collections import defaultdict
 
 import nbformat
 import pytest
+from nbval.plugin import IPyNbCell, IPyNbFile
 
 CHECK_CALL = re.compile(r"\bex\.check\((\d+)\s*,")
 VERDICT = re.compile(r"Exercise (\d+)\.(\d+), (right|not yet|not done yet):")
@@ -43,29 +44,24 @@ def verdicts(outputs) -> list[tuple[int, int, str]]:
     return [(int(m.group(1)), int(m.group(2)), m.group(3)) for m in VERDICT.finditer(text)]
 
 
-def _lesson_file_class():
-    from nbval.plugin import IPyNbCell, IPyNbFile
+class LessonWithSolutions(IPyNbFile):
+    """nbval's collector for one lesson, with each exercise's reference solution added after it."""
 
-    class LessonWithSolutions(IPyNbFile):
-        """nbval's collector for one lesson, with each exercise's reference solution added after it."""
-
-        def collect(self):
-            lesson_number = int(self.path.name[:2]) if self.path.name[:2].isdigit() else None
-            for item in super().collect():   # nbval reads the notebook (self.nb) and yields its code cells
-                yield item
-                number = exercise_number(item.cell) if lesson_number else None
-                if number is None:
-                    continue
-                item.expected_verdict = (lesson_number, number, NOT_DONE)
-                lesson = importlib.import_module(f"course_utils.exercises.lesson{lesson_number}").lesson
-                solved = IPyNbCell.from_parent(
-                    self, name=f"{item.name} (exercise {number}, reference solution)", cell_num=item.cell_num,
-                    cell=nbformat.v4.new_code_cell(lesson.exercises[number].solution),
-                    options=defaultdict(bool, check=False))
-                solved.expected_verdict = (lesson_number, number, RIGHT)
-                yield solved
-
-    return LessonWithSolutions
+    def collect(self):
+        lesson_number = int(self.path.name[:2]) if self.path.name[:2].isdigit() else None
+        for item in super().collect():   # nbval reads the notebook (self.nb) and yields its code cells
+            yield item
+            number = exercise_number(item.cell) if lesson_number else None
+            if number is None:
+                continue
+            item.expected_verdict = (lesson_number, number, NOT_DONE)
+            lesson = importlib.import_module(f"course_utils.exercises.lesson{lesson_number}").lesson
+            solved = IPyNbCell.from_parent(
+                self, name=f"{item.name} (exercise {number}, reference solution)", cell_num=item.cell_num,
+                cell=nbformat.v4.new_code_cell(lesson.exercises[number].solution),
+                options=defaultdict(bool, check=False))
+            solved.expected_verdict = (lesson_number, number, RIGHT)
+            yield solved
 
 
 @pytest.hookimpl(wrapper=True)
@@ -74,10 +70,7 @@ def pytest_collect_file(file_path, parent):
     collected = yield
     if file_path.suffix != ".ipynb" or not collected:
         return collected
-    from nbval.plugin import IPyNbFile
-
-    lesson_file = _lesson_file_class()
-    return [lesson_file.from_parent(parent, path=file_path) if type(node) is IPyNbFile else node
+    return [LessonWithSolutions.from_parent(parent, path=file_path) if type(node) is IPyNbFile else node
             for node in collected]
 
 

@@ -315,18 +315,10 @@ def zip_bytes() -> bytes:
     return buffer.getvalue()
 
 
-def tar_gz_bytes() -> bytes:
+def tar_bytes(mode: str = "w") -> bytes:
+    """A tar archive holding one small cat.jpg; ``mode="w:gz"`` makes it a .tar.gz."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        info = tarfile.TarInfo("cat.jpg")
-        info.size = 3
-        archive.addfile(info, io.BytesIO(b"abc"))
-    return buffer.getvalue()
-
-
-def tar_bytes() -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
+    with tarfile.open(fileobj=buffer, mode=mode) as archive:
         info = tarfile.TarInfo("cat.jpg")
         info.size = 3
         archive.addfile(info, io.BytesIO(b"abc"))
@@ -346,7 +338,7 @@ OLD_MOV = b"\x00\x00\x00\x08wide\x00\x00\x00\x08mdat" + bytes(20)
      ["web page", "Save image as"]),
     ("notes.jpg", "Shopping list: milk, eggs, café".encode(), ["text file", "not an image"]),
     ("photos.zip", zip_bytes(), ["ZIP", "unpack"]),
-    ("photos.jpg", tar_gz_bytes(), ["gzip", "unpack"]),
+    ("photos.jpg", tar_bytes("w:gz"), ["gzip", "unpack"]),
     ("photos.tar", tar_bytes(), ["tar archive", "unpack"]),
     ("IMG_0008.MP4", MP4, ["video", "screenshot"]),
     ("IMG_0009.MOV", MOV, ["video"]),
