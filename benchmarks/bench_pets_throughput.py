@@ -68,6 +68,10 @@ from course_utils.pets_prep import RESOURCES_ENV_VAR, SHORT_SIDE, pets_folder, p
 from course_utils.recipes import pets_recipe  # noqa: E402
 from course_utils.training import train_step, use_cuda_speedups  # noqa: E402
 
+# Steps of the training transform that change each pixel on its own (colours, number type, normalisation):
+# a GPU could do them for a whole batch of uint8 images at once, leaving the workers to decode, crop and flip.
+# The course runs them in the workers; part (c) says what moving them would buy.
+DEVICE_ABLE_STEPS = ("ColorJitter", "ToDtype", "Normalize")
 T4_ESTIMATE = 450   # images/s: a Colab T4 training resnet34 at 224 px with mixed precision (an estimate, see above)
 
 
@@ -315,10 +319,11 @@ def run(args, device: torch.device, size: int, batch_size: int, archs: list[str]
 
     print(f"(c) where a loader worker's time goes, CPU ms per photo ({args.profile_samples} photos, one thread):")
     sources = {stored: train_ds, **({"original photos": originals} if originals is not None else {})}
-    totals = {}
+    totals, device_able = {}, {}
     for what, dataset in sources.items():
         costs = transform_costs(dataset, args.profile_samples)
         totals[what] = sum(ms for _, ms in costs)
+        device_able[what] = sum(ms for name, ms in costs if name in DEVICE_ABLE_STEPS)
         print(f"    {what}:")
         for name, ms in costs:
             print(f"      {name:24s} {ms:6.2f} ms  {100 * ms / totals[what]:4.0f}%")
@@ -330,6 +335,10 @@ def run(args, device: torch.device, size: int, batch_size: int, archs: list[str]
             print(f"against a GPU training at {args.target:.0f} images/s: from the {what}, at most {ceiling:.0f} "
                   f"images/s on {max(workers, 1)} free core(s), "
                   f"{'enough' if ceiling >= args.target else 'NOT enough: loading would limit'}")
+            rest = total - device_able[what]
+            print(f"    of the {total:.2f} ms, {device_able[what]:.2f} are {' + '.join(DEVICE_ABLE_STEPS)}, "
+                  f"which a GPU could do for whole batches (the course does them in the workers): "
+                  f"without them, at most {max(workers, 1) * 1000 / rest:.0f} images/s")
     print("(batching, passing batches between processes and the training process's own work come on top of (c); "
           "the main process needs some CPU too, so a 2-core Colab runtime gets less than the ceiling)")
 

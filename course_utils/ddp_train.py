@@ -545,16 +545,5 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def one_thread_in_quick_mode() -> None:
-    """Quick mode on a CPU: one thread per process, as lesson 6 does (unless ``OMP_NUM_THREADS`` says otherwise).
-
-    The images are small, so each thread gets little work; on a busy CPU threads mostly wait
-    for each other. (torchrun already sets ``OMP_NUM_THREADS=1`` for two processes or more.)
-    """
-    if is_quick() and not torch.cuda.is_available() and "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(1)
-
-
 if __name__ == "__main__":
-    one_thread_in_quick_mode()  # a setting for the whole process: made where the process starts
     sys.exit(main())

@@ -73,12 +73,7 @@ def one(tmp_path_factory, data, two) -> Run:  # after `two`, so the two processe
             patch.delenv(name, raising=False)
         patch.setenv("COURSE_QUICK", "1")
         patch.setenv("COURSE_DATA", str(data))
-        threads = torch.get_num_threads()
-        ddp_train.one_thread_in_quick_mode()  # as `python -m course_utils.ddp_train` does
-        try:
-            returncode = ddp_train.main(_options(PER_PROCESS * PROCESSES, folder))
-        finally:
-            torch.set_num_threads(threads)
+        returncode = ddp_train.main(_options(PER_PROCESS * PROCESSES, folder))
     return Run(folder, returncode, "")
 
 
