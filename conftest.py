@@ -38,10 +38,14 @@ def exercise_number(cell) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def printed(outputs) -> str:
+    """What a cell printed: the text of its stream outputs (stdout and stderr), in order."""
+    return "".join(out.get("text", "") for out in outputs or [] if out.get("output_type") == "stream")
+
+
 def verdicts(outputs) -> list[tuple[int, int, str]]:
     """``(lesson, exercise, verdict)`` for every verdict line printed in ``outputs``."""
-    text = "".join(out.get("text", "") for out in outputs or [] if out.get("output_type") == "stream")
-    return [(int(m.group(1)), int(m.group(2)), m.group(3)) for m in VERDICT.finditer(text)]
+    return [(int(m.group(1)), int(m.group(2)), m.group(3)) for m in VERDICT.finditer(printed(outputs))]
 
 
 class LessonWithSolutions(IPyNbFile):
@@ -82,8 +86,8 @@ def pytest_runtest_call(item):
     if expected is not None:
         got = verdicts(item.test_outputs)
         if got != [expected]:
-            printed = "".join(out.get("text", "") for out in item.test_outputs or [] if "text" in out).strip()
+            said = printed(item.test_outputs).strip()
             lesson, number, verdict = expected
             item.raise_cell_error(f"exercise {lesson}.{number} should say '{verdict}', but printed: "
-                                  f"{printed[:500] or '(nothing)'}")
+                                  f"{said[:500] or '(nothing)'}")
     return result

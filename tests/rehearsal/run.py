@@ -322,10 +322,9 @@ def main() -> int:
         print(f"no such notebook(s) among {[p.name for p in sorted(NOTEBOOKS.glob('*.ipynb'))]}")
         return 2
 
-    plural = "" if args.cap == 1 else "s"
+    s, es = ("", "") if args.cap == 1 else ("s", "es")   # plural endings
     print(f"FULL-MODE REHEARSAL: COURSE_QUICK=0, COURSE_TRAIN_CAP={args.cap} in force: at most {args.cap} "
-          f"epoch{plural} per fit, {args.cap} batch{'' if args.cap == 1 else 'es'} per pass over a loader, {args.cap} "
-          f"learning-rate-finder step{plural} "
+          f"epoch{s} per fit, {args.cap} batch{es} per pass over a loader, {args.cap} learning-rate-finder step{s} "
           f"(lessons {', '.join(n[:2] for n in UNCAPPED)} uncapped: small networks, seconds on a CPU). "
           "Stand-in photos and random stand-in weights: the numbers the notebooks print are not results.")
     total, started_load = time.perf_counter(), load_average()
