@@ -15,9 +15,11 @@ Measured separately on the current device (CUDA, Apple GPU or CPU):
     (``recipes.FULL_RECIPE.arch``) and resnet34 (``--compare``), the classic fine-tuning model;
 (c) **where a loader worker's time goes**: CPU milliseconds per photo of decoding it and of each
     step of the training transform, in one process with one thread (a worker does exactly this,
-    photo after photo). CPU time barely depends on what else the machine runs, so this table is
-    the steadiest figure on a busy machine: ``workers x 1000 / total ms`` is what the loader can
-    reach on free cores.
+    photo after photo), and of torchvision's ``ColorJitter``, ``ToImage``, ``ToDtype`` and
+    ``Normalize`` one after another, the four steps ``transforms.JitterAndNormalize`` does in one.
+    CPU time depends less on what else the machine runs than wall time, so this table is the
+    steadiest figure on a busy machine: ``workers x 1000 / total ms`` is what the loader can reach
+    on free cores.
 
 The smaller of (a) and (b) is the bottleneck: an epoch cannot go faster than it.
 
@@ -59,6 +61,7 @@ sys.path.insert(0, str(ROOT / "tests" / "rehearsal"))
 
 from PIL import Image  # noqa: E402
 from torchvision.datasets import OxfordIIITPet  # noqa: E402
+from torchvision.transforms import v2  # noqa: E402
 
 from course_utils.env import DATA_ENV_VAR, describe_device, pick_device, seed_everything  # noqa: E402
 from course_utils.models import build_resnet  # noqa: E402
@@ -67,11 +70,12 @@ from course_utils.pets import TASKS, loader_kwargs, pets_datasets, split_ids  # 
 from course_utils.pets_prep import RESOURCES_ENV_VAR, SHORT_SIDE, pets_folder, prepare_pets  # noqa: E402
 from course_utils.recipes import pets_recipe  # noqa: E402
 from course_utils.training import train_step, use_cuda_speedups  # noqa: E402
+from course_utils.transforms import IMAGENET_MEAN, IMAGENET_STD, JitterAndNormalize  # noqa: E402
 
-# Steps of the training transform that change each pixel on its own (colours, number type, normalisation):
-# a GPU could do them for a whole batch of uint8 images at once, leaving the workers to decode, crop and flip.
-# The course runs them in the workers; part (c) says what moving them would buy.
-DEVICE_ABLE_STEPS = ("ColorJitter", "ToDtype", "Normalize")
+# The training transform's colour changes and normalisation are one step, transforms.JitterAndNormalize;
+# part (c) also times torchvision's four steps that do the same one after another, to show what that saves.
+SEPARATE_STEPS = v2.Compose([v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2), v2.ToImage(),
+                             v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 T4_ESTIMATE = 450   # images/s: a Colab T4 training resnet34 at 224 px with mixed precision (an estimate, see above)
 
 
@@ -167,16 +171,18 @@ def originals_of(train_ds: Subset, task: str) -> Subset | None:
     return Subset(full, train_ds.indices)
 
 
-def transform_costs(dataset: Subset, samples: int) -> list[tuple[str, float]]:
+def transform_costs(dataset: Subset, samples: int) -> tuple[list[tuple[str, float]], float | None]:
     """CPU milliseconds per photo of each stage a loader worker runs: read + decode, then each transform step.
 
     ``dataset`` is a ``Subset`` of an ``OxfordIIITPet`` whose transform is a ``v2.Compose``.
-    Measured in this process with one torch thread, as in a DataLoader worker.
+    Measured in this process with one torch thread, as in a DataLoader worker. Also returns the
+    milliseconds of ``SEPARATE_STEPS`` on the same pictures, where the transform has a
+    ``JitterAndNormalize`` step (else None).
     """
     base = dataset.dataset
     steps = list(base.transform.transforms)
     ids = split_ids(Path(base.root), "trainval")
-    totals = [0.0] * (len(steps) + 1)
+    totals, separate = [0.0] * (len(steps) + 1), 0.0
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -186,13 +192,18 @@ def transform_costs(dataset: Subset, samples: int) -> list[tuple[str, float]]:
             image = Image.open(io.BytesIO(path.read_bytes())).convert("RGB")   # what OxfordIIITPet does
             totals[0] += time.process_time() - start
             for i, step in enumerate(steps, start=1):
+                if isinstance(step, JitterAndNormalize):
+                    start = time.process_time()
+                    SEPARATE_STEPS(image)
+                    separate += time.process_time() - start
                 start = time.process_time()
                 image = step(image)
                 totals[i] += time.process_time() - start
     finally:
         torch.set_num_threads(threads)
     names = ["read + decode JPEG"] + [type(step).__name__ for step in steps]
-    return [(name, 1000 * t / samples) for name, t in zip(names, totals)]
+    has_it = any(isinstance(step, JitterAndNormalize) for step in steps)
+    return [(name, 1000 * t / samples) for name, t in zip(names, totals)], 1000 * separate / samples if has_it else None
 
 
 def load_average() -> str:
@@ -319,26 +330,27 @@ def run(args, device: torch.device, size: int, batch_size: int, archs: list[str]
 
     print(f"(c) where a loader worker's time goes, CPU ms per photo ({args.profile_samples} photos, one thread):")
     sources = {stored: train_ds, **({"original photos": originals} if originals is not None else {})}
-    totals, device_able = {}, {}
+    totals, separate = {}, {}
     for what, dataset in sources.items():
-        costs = transform_costs(dataset, args.profile_samples)
+        costs, separate[what] = transform_costs(dataset, args.profile_samples)
         totals[what] = sum(ms for _, ms in costs)
-        device_able[what] = sum(ms for name, ms in costs if name in DEVICE_ABLE_STEPS)
         print(f"    {what}:")
         for name, ms in costs:
             print(f"      {name:24s} {ms:6.2f} ms  {100 * ms / totals[what]:4.0f}%")
         print(f"      {'total':24s} {totals[what]:6.2f} ms  = at most {1000 / totals[what]:.0f} photos/s per worker "
               f"on a free core, {max(workers, 1) * 1000 / totals[what]:.0f} with {max(workers, 1)} worker(s)")
+        if separate[what] is not None:
+            before = totals[what] - dict(costs)["JitterAndNormalize"] + separate[what]
+            print(f"      (torchvision's {' + '.join(type(t).__name__ for t in SEPARATE_STEPS.transforms)}, the same "
+                  f"work one step after another: {separate[what]:.2f} ms; with them the total would be "
+                  f"{before:.2f} ms, at most {max(workers, 1) * 1000 / before:.0f} photos/s with {max(workers, 1)} "
+                  "worker(s))")
     if args.target and not args.quick:
         for what, total in totals.items():
             ceiling = max(workers, 1) * 1000 / total
             print(f"against a GPU training at {args.target:.0f} images/s: from the {what}, at most {ceiling:.0f} "
                   f"images/s on {max(workers, 1)} free core(s), "
                   f"{'enough' if ceiling >= args.target else 'NOT enough: loading would limit'}")
-            rest = total - device_able[what]
-            print(f"    of the {total:.2f} ms, {device_able[what]:.2f} are {' + '.join(DEVICE_ABLE_STEPS)}, "
-                  f"which a GPU could do for whole batches (the course does them in the workers): "
-                  f"without them, at most {max(workers, 1) * 1000 / rest:.0f} images/s")
     print("(batching, passing batches between processes and the training process's own work come on top of (c); "
           "the main process needs some CPU too, so a 2-core Colab runtime gets less than the ceiling)")
 

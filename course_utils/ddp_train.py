@@ -64,7 +64,15 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset
 
 from course_utils.checkpoint import Checkpoint, save_checkpoint
-from course_utils.env import DEFAULT_SEED, cpu_cores, describe_device, is_quick, seed_everything, train_cap
+from course_utils.env import (
+    CAPPED_BATCH,
+    DEFAULT_SEED,
+    cpu_cores,
+    describe_device,
+    is_quick,
+    seed_everything,
+    train_cap,
+)
 from course_utils.history import History, LiveTable
 from course_utils.models import build_resnet
 from course_utils.optim import freeze, make_optimizer, one_cycle, unfreeze
@@ -297,8 +305,10 @@ def _steps_per_epoch(loader: DataLoader) -> int:
 
 def _images_scored(loader: DataLoader) -> int:
     """How many images ``training.evaluate`` scores in a pass over ``loader`` (fewer under ``COURSE_TRAIN_CAP``)."""
-    cap = train_cap()
-    return len(loader.dataset) if cap is None else min(len(loader.dataset), cap * loader.batch_size)
+    cap, n, size = train_cap(), len(loader.dataset), loader.batch_size
+    if cap is None:
+        return n
+    return sum(min(size, n - start, CAPPED_BATCH) for start in range(0, n, size)[:cap])  # see training.batches
 
 
 def evaluate_all(model: nn.Module, valid_dl: DataLoader, loss_fn: nn.Module, metrics: dict,

@@ -32,6 +32,7 @@ import torch
 DEFAULT_SEED = 42
 DATA_ENV_VAR = "COURSE_DATA"
 CAP_ENV_VAR = "COURSE_TRAIN_CAP"
+CAPPED_BATCH = 8  # under COURSE_TRAIN_CAP, a batch's first 8 photos are all that train or are scored (train_cap)
 _TRUE = {"1", "true", "yes", "on"}
 _REPO = Path(__file__).resolve().parent.parent  # the course's folder, when course_utils sits in a clone
 
@@ -54,9 +55,11 @@ def train_cap() -> int | None:
     The full-mode rehearsal (``make rehearsal``) runs every lesson on a CPU, where one epoch of
     real-size photos takes minutes. With ``COURSE_TRAIN_CAP=N`` each ``training.fit`` runs at most
     ``N`` epochs, each pass over a data loader in ``training``, ``lr_finder`` and ``interpret``
-    stops after ``N`` batches, and each learning-rate finder after ``N`` steps. Nothing else
-    changes: the data, the image size, the architecture and the code path are those of the
-    lesson, and ``setup()`` prints the cap so the numbers are never mistaken for results.
+    stops after ``N`` batches, of which only the first ``CAPPED_BATCH`` photos are used (the
+    loader still reads and augments whole batches), and each learning-rate finder stops after
+    ``N`` steps. Nothing else changes: the data, the image size, the architecture and the code
+    path are those of the lesson, and ``setup()`` prints the cap so the numbers are never
+    mistaken for results.
     """
     value = os.environ.get(CAP_ENV_VAR, "").strip()
     if not value:
@@ -178,7 +181,7 @@ class Env:
         mode = "QUICK (small data, few steps: numbers are not real results)" if self.quick else "FULL"
         where = " | on Colab" if self.colab else ""
         cap = (f" | training CAPPED at {self.train_cap} (epochs per fit, batches per pass, finder steps; "
-               f"{CAP_ENV_VAR}): numbers are not results") if self.train_cap else ""
+               f"{CAPPED_BATCH} photos per batch; {CAP_ENV_VAR}): numbers are not results") if self.train_cap else ""
         return f"device: {describe_device(self.device)} | mode: {mode} | seed: {self.seed}{where}{cap}"
 
 

@@ -58,7 +58,7 @@ from tqdm.auto import tqdm
 
 from course_utils.env import pick_device, train_cap
 from course_utils.optim import make_optimizer
-from course_utils.training import move_batch, train_step, use_cuda_speedups
+from course_utils.training import batches, move_batch, train_step, use_cuda_speedups
 
 
 class NoSuggestionError(ValueError):
@@ -245,7 +245,7 @@ def _endless(loader: Iterable) -> Iterator:
     """Batches from ``loader`` forever: when it runs out, start it again (a new shuffle)."""
     while True:
         empty = True
-        for batch in loader:
+        for batch in batches(loader):  # the loader's own, unless COURSE_TRAIN_CAP cuts them (env.train_cap)
             empty = False
             yield batch
         if empty:
@@ -324,13 +324,13 @@ def lr_find(
     stop_reason = f"stopped after num_it={num_it} batches"
     try:
         model.train()
-        batches = _endless(train_loader)
+        stream = _endless(train_loader)
         average, best = 0.0, math.inf
         for i in tqdm(range(num_it), desc="lr_find", leave=False, disable=quiet):
             lr = start_lr * (end_lr / start_lr) ** (i / num_it)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            inputs, targets = move_batch(next(batches), device)
+            inputs, targets = move_batch(next(stream), device)
             loss = train_step(model, inputs, targets, loss_fn, optimizer, scaler, speedups).item()
 
             average = beta * average + (1 - beta) * loss  # exponential moving average...

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from course_utils.env import pick_device, train_cap
+from course_utils.env import CAPPED_BATCH, pick_device, train_cap
 from course_utils.history import History, LiveTable
 from course_utils.models import model_device
 from course_utils.optim import freeze, make_optimizer, one_cycle, unfreeze
@@ -131,10 +131,13 @@ def _length(loader: Iterable) -> int | None:
 def batches(loader: Iterable) -> Iterable:
     """The batches of one pass over ``loader``: all of them, unless ``COURSE_TRAIN_CAP`` cuts the pass short.
 
-    (Only the full-mode rehearsal sets that cap; see ``env.train_cap``.)
+    (Only the full-mode rehearsal sets that cap, which also keeps the first ``CAPPED_BATCH``
+    photos of each batch; see ``env.train_cap``.)
     """
     cap = train_cap()
-    return loader if cap is None else itertools.islice(loader, cap)
+    if cap is None:
+        return loader
+    return (type(batch)(part[:CAPPED_BATCH] for part in batch) for batch in itertools.islice(loader, cap))
 
 
 def train_one_epoch(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, TensorDataset
 
 from course_utils import ddp_train
 from course_utils.checkpoint import load_checkpoint
@@ -194,6 +194,24 @@ def test_final_loss_is_close_to_one_process_with_the_same_global_batch(two, one)
     one_losses = [row["train_loss"] for row in one.records[0]["rows"]]
     assert abs(two_losses[-1] - one_losses[-1]) < LOSS_TOLERANCE, (two_losses, one_losses)
     assert one_losses[0] - one_losses[-1] > 2 * LOSS_TOLERANCE, "the tolerance must be small next to what training does"
+
+
+def test_the_images_scored_are_those_evaluate_scores_under_the_rehearsal_cap(monkeypatch):
+    """The validation sums are averages x images scored: the count must follow training.batches' cuts."""
+    data = TensorDataset(torch.randn(20, 1, 6, 6), torch.zeros(20, dtype=torch.long))
+
+    def scored(batch_size):
+        seen, model = [], torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(36, 2))
+        model.register_forward_hook(lambda module, inputs, output: seen.append(len(inputs[0])))
+        loader = DataLoader(data, batch_size=batch_size)
+        evaluate(model, loader, torch.nn.CrossEntropyLoss(), device="cpu")
+        assert ddp_train._images_scored(loader) == sum(seen)
+        return sum(seen)
+
+    monkeypatch.delenv("COURSE_TRAIN_CAP", raising=False)
+    assert scored(6) == scored(12) == 20
+    monkeypatch.setenv("COURSE_TRAIN_CAP", "2")
+    assert scored(6) == 12 and scored(12) == 16 and scored(3) == 6  # 2 batches, at most 8 photos each
 
 
 def test_an_image_is_augmented_alike_whichever_process_reads_it(two, data, monkeypatch):

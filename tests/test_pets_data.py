@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 from torchvision import transforms as v1
 from torchvision.datasets import OxfordIIITPet
 from torchvision.transforms import functional as tvf
+from torchvision.transforms.v2 import functional as v2f
 
 from course_utils import download, pets, pets_prep, plots, quick_pets, transforms
 from course_utils.download import DownloadError
@@ -344,6 +345,56 @@ def test_train_transform_is_random_but_seeded():
     assert a.shape == (3, 96, 96) and a.dtype == torch.float32
     assert not torch.equal(a, b)
     torch.testing.assert_close(transform(image), a)
+
+
+def _jitter_then_normalize(image: torch.Tensor, factors: list[float], mean, std) -> torch.Tensor:
+    """torchvision's own brightness, contrast and saturation functions, one after another, then Normalize."""
+    b, c, s = factors
+    x = tvf.adjust_saturation(tvf.adjust_contrast(tvf.adjust_brightness(image, b), c), s)
+    return x if mean is None else tvf.normalize(x, list(mean), list(std))
+
+
+@pytest.mark.parametrize("normalise", [True, False])
+def test_jitter_and_normalize_is_torchvisions_three_colour_changes_and_normalize_in_one(normalise):
+    """Mid-range pixels (nothing clipped): the one matrix gives what the four steps give, to float precision."""
+    mean, std = (transforms.IMAGENET_MEAN, transforms.IMAGENET_STD) if normalise else (None, None)
+    rng = np.random.default_rng(1)
+    photo = Image.fromarray(rng.integers(70, 180, (40, 56, 3), dtype=np.uint8))
+    step = transforms.JitterAndNormalize(0.2, mean, std)
+    as_tensor = v2f.to_dtype(v2f.to_image(photo), torch.float32, scale=True)
+    for seed in range(5):
+        torch.manual_seed(seed)
+        factors = torch.empty(3).uniform_(0.8, 1.2).tolist()       # the draw the step makes, in its order
+        torch.manual_seed(seed)
+        ours = step(photo)
+        assert ours.shape == (3, 40, 56) and ours.dtype == torch.float32
+        expected = _jitter_then_normalize(as_tensor, factors, mean, std)
+        torch.testing.assert_close(ours, expected, atol=1e-4, rtol=0)
+        torch.manual_seed(seed)
+        torch.testing.assert_close(step(v2f.to_image(photo)), ours)  # a uint8 tensor gives the same
+        torch.manual_seed(seed)
+        torch.testing.assert_close(step(as_tensor), ours)             # and so does a float one in 0..1
+    assert all(0.8 <= f <= 1.2 for f in factors)
+
+
+def test_jitter_and_normalize_clips_like_colorjitter_and_strength_zero_is_plain_normalising():
+    white = Image.new("RGB", (8, 8), (255, 255, 255))
+    for seed in range(10):  # white, brighter or darker: only the brightness factor b matters, and 1.2 x white is white
+        torch.manual_seed(seed)
+        b = torch.empty(3).uniform_(0.8, 1.2)[0].item()
+        torch.manual_seed(seed)
+        seen = transforms.JitterAndNormalize(0.2, None, None)(white)
+        torch.testing.assert_close(seen, torch.full((3, 8, 8), min(b, 1.0)))
+    step = transforms.JitterAndNormalize(0.2)
+    normalised_white = (1 - torch.tensor(transforms.IMAGENET_MEAN)) / torch.tensor(transforms.IMAGENET_STD)
+    torch.testing.assert_close(step(white)[:, 0, 0], normalised_white)
+    photo = _photo_image()
+    plain = v1.Compose([v1.ToTensor(), v1.Normalize(transforms.IMAGENET_MEAN, transforms.IMAGENET_STD)])(photo)
+    torch.testing.assert_close(transforms.JitterAndNormalize(0.0)(photo), plain, atol=1e-5, rtol=0)
+    torch.testing.assert_close(transforms.JitterAndNormalize(0.0)(photo.convert("L")),  # grey in: 3 channels out
+                               transforms.JitterAndNormalize(0.0)(photo.convert("L").convert("RGB")))
+    with pytest.raises(ValueError, match="strength"):
+        transforms.JitterAndNormalize(1.5)
 
 
 def test_denormalize_undoes_normalize():

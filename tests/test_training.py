@@ -10,7 +10,9 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from course_utils import env, training
+from course_utils.env import CAPPED_BATCH
 from course_utils.history import History, running_mean
+from course_utils.lr_finder import lr_find
 from course_utils.optim import freeze, layer_groups, make_optimizer, one_cycle, spread_lrs, unfreeze
 from course_utils.training import accuracy, error_rate, evaluate, fit, move_batch, use_cuda_speedups
 
@@ -546,15 +548,20 @@ def test_interrupt_in_the_middle_of_a_batch_keeps_only_finished_batches():
     assert len(history.batch_losses) == len(history.batch_lrs) == len(history.batch_moms) == 2
 
 
-def test_the_rehearsal_cap_cuts_epochs_and_batches_only(monkeypatch):
+def test_the_rehearsal_cap_cuts_epochs_batches_and_photos_only(monkeypatch):
     monkeypatch.setenv("COURSE_TRAIN_CAP", "2")
-    train, valid = _loaders()  # 5 training batches of 8, 4 validation batches
+    assert CAPPED_BATCH == 8
+    train, valid = _loaders(n=60, batch_size=12)  # 5 training batches of 12, 4 validation batches (6, 6, 6, 2)
     seen = []
     model = _net()
     model.conv.register_forward_hook(lambda module, inputs, output: seen.append(len(inputs[0])))
     history = fit(model, train, valid, nn.CrossEntropyLoss(), 4, device="cpu", quiet=True)
     assert len(history.rows) == 2 and len(history.batch_losses) == 4  # 2 epochs of 2 batches
-    assert history.steps_per_epoch == 2 and seen == [8, 8, 6, 6] * 2  # and 2 of the 4 validation batches
+    # each of them cut to its first 8 photos, then 2 of the 4 validation batches (6 photos each: uncut)
+    assert history.steps_per_epoch == 2 and seen == [8, 8, 6, 6] * 2
+    seen.clear()
+    lr_find(model, train, nn.CrossEntropyLoss(), device="cpu", quiet=True)
+    assert seen == [8, 8]  # the finder: 2 steps of 8 photos
     monkeypatch.setenv("COURSE_TRAIN_CAP", "0")
     with pytest.raises(ValueError, match="COURSE_TRAIN_CAP"):
         fit(_net(), train, valid, nn.CrossEntropyLoss(), 1, device="cpu", quiet=True)

@@ -19,17 +19,20 @@ the lessons what the internet would (see ``standin.py``) and runs them as a lear
    local server, the resize cache is complete and upright, and lesson 7 exported its files.
 
 Training is cut by ONE documented setting, ``COURSE_TRAIN_CAP=N`` (``env.train_cap``: at most N
-epochs per ``fit``, N batches per pass over a loader, N learning-rate-finder steps), and by the
-number of stand-in photos. The data path, image size (224 px), architectures and code are the
-lessons' own. The numbers the notebooks print are therefore NOT results; ``setup()`` says so in
-every capped notebook. Lessons 1 to 4 (``UNCAPPED``) run with no cap at all, exactly as a learner
-runs them: their full mode trains small networks on small data, which takes seconds on a CPU
-(and a finder capped at N steps would have too few points to suggest a rate).
+epochs per ``fit``, N batches per pass over a loader, of which only the first ``CAPPED_BATCH`` (8)
+photos train or are scored, N learning-rate-finder steps), and by the number of stand-in photos.
+The data path, image size (224 px), architectures and code are the lessons' own; the loaders
+still read and augment whole batches of 64. The numbers the notebooks print are therefore NOT
+results; ``setup()`` says so in every capped notebook. Lessons 1 to 4 (``UNCAPPED``) run with no
+cap at all, exactly as a learner runs them: their full mode trains small networks on small data,
+which takes seconds on a CPU (and a finder capped at N steps would have too few points to
+suggest a rate).
 
-Memory: lesson 6 trains its ResNet-152 on batches of 64 at 224 px, here on the CPU, where the
-activations of one step take about 12-14 GB of RAM (on a GPU they are in the GPU's memory), and
-its DDP section does it once more in a second process. The rehearsal therefore needs a machine
-with about 16 GB of RAM free; the table at the end shows the largest process ("peak GB").
+Why 8 photos: on a CPU one training step of lesson 6's ResNet-152 on 64 photos at 224 px takes
+about a minute and 12-14 GB of RAM for its activations; on 8 photos, a few seconds and a few GB,
+so the rehearsal fits CI's time and a machine with 8 GB free. The table at the end shows the
+largest process ("peak GB"). Lesson 6's own hand-written loop does not go through the cap: it
+trains on the stand-in's one whole batch of 64.
 
     .venv/bin/python tests/rehearsal/run.py                   # all seven lessons (what `make rehearsal` runs)
     .venv/bin/python tests/rehearsal/run.py --cap 3 05_transfer_learning.ipynb
@@ -67,7 +70,7 @@ sys.path.insert(0, str(ROOT))
 
 import standin  # noqa: E402
 
-from course_utils.env import CAP_ENV_VAR  # noqa: E402
+from course_utils.env import CAP_ENV_VAR, CAPPED_BATCH  # noqa: E402
 
 DEFAULT_CAP = 1                        # what `make rehearsal` and CI use: one batch per pass, one epoch per fit
 # Lessons whose full mode needs neither the pet photos nor a large network: run without a cap.
@@ -309,7 +312,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--cap", type=int, default=DEFAULT_CAP,
-                        help=f"COURSE_TRAIN_CAP: epochs, batches per pass and finder steps (default {DEFAULT_CAP})")
+                        help=f"COURSE_TRAIN_CAP: epochs, batches per pass and finder steps (default {DEFAULT_CAP}); "
+                             f"capped batches keep their first {CAPPED_BATCH} photos")
     parser.add_argument("--cell-timeout", type=int, default=CELL_TIMEOUT,
                         help=f"seconds one cell may run before it counts as a failure (default {CELL_TIMEOUT})")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (data, weights, notebooks)")
@@ -324,7 +328,8 @@ def main() -> int:
 
     s, es = ("", "") if args.cap == 1 else ("s", "es")   # plural endings
     print(f"FULL-MODE REHEARSAL: COURSE_QUICK=0, COURSE_TRAIN_CAP={args.cap} in force: at most {args.cap} "
-          f"epoch{s} per fit, {args.cap} batch{es} per pass over a loader, {args.cap} learning-rate-finder step{s} "
+          f"epoch{s} per fit, {args.cap} batch{es} per pass over a loader, of {CAPPED_BATCH} photos, "
+          f"{args.cap} learning-rate-finder step{s} "
           f"(lessons {', '.join(n[:2] for n in UNCAPPED)} uncapped: small networks, seconds on a CPU). "
           "Stand-in photos and random stand-in weights: the numbers the notebooks print are not results.")
     total, started_load = time.perf_counter(), load_average()
