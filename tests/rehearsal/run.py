@@ -28,9 +28,9 @@ cap at all, exactly as a learner runs them: their full mode trains small network
 which takes seconds on a CPU (and a finder capped at N steps would have too few points to
 suggest a rate).
 
-Why 8 photos: on a CPU one training step of lesson 6's ResNet-152 on 64 photos at 224 px takes
-about a minute and 12-14 GB of RAM for its activations; on 8 photos, a few seconds and a few GB,
-so the rehearsal fits CI's time and a machine with 8 GB free. The table at the end shows the
+Why 8 photos: on a 2-core CPU one training step of lesson 6's ResNet-152 on 64 photos at 224 px
+took 76-85 s, and the process peaked at 13.8 GB of RAM; on 8 photos, 7-8 s and 3.2 GB. So the
+rehearsal fits CI's time and a machine with 8 GB free. The table at the end shows the
 largest process ("peak GB"). Lesson 6's own hand-written loop does not go through the cap: it
 trains on the stand-in's one whole batch of 64.
 
