@@ -70,12 +70,8 @@ from course_utils.pets import TASKS, loader_kwargs, pets_datasets, split_ids  # 
 from course_utils.pets_prep import RESOURCES_ENV_VAR, SHORT_SIDE, pets_folder, prepare_pets  # noqa: E402
 from course_utils.recipes import pets_recipe  # noqa: E402
 from course_utils.training import train_step, use_cuda_speedups  # noqa: E402
-from course_utils.transforms import IMAGENET_MEAN, IMAGENET_STD, JitterAndNormalize  # noqa: E402
+from course_utils.transforms import JitterAndNormalize  # noqa: E402
 
-# The training transform's colour changes and normalisation are one step, transforms.JitterAndNormalize;
-# part (c) also times torchvision's four steps that do the same one after another, to show what that saves.
-SEPARATE_STEPS = v2.Compose([v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2), v2.ToImage(),
-                             v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 T4_ESTIMATE = 450   # images/s: a Colab T4 training resnet34 at 224 px with mixed precision (an estimate, see above)
 
 
@@ -171,18 +167,28 @@ def originals_of(train_ds: Subset, task: str) -> Subset | None:
     return Subset(full, train_ds.indices)
 
 
-def transform_costs(dataset: Subset, samples: int) -> tuple[list[tuple[str, float]], float | None]:
+def separate_steps(step: JitterAndNormalize) -> v2.Compose:
+    """torchvision's four steps that do ``step``'s work one after another, with its settings (part (c))."""
+    s = step.strength
+    steps = [v2.ColorJitter(brightness=s, contrast=s, saturation=s), v2.ToImage(),
+             v2.ToDtype(torch.float32, scale=True)]
+    return v2.Compose(steps + ([v2.Normalize(step.mean, step.std)] if step.mean is not None else []))
+
+
+def transform_costs(dataset: Subset, samples: int) -> tuple[list[tuple[str, float]], tuple[float, str] | None]:
     """CPU milliseconds per photo of each stage a loader worker runs: read + decode, then each transform step.
 
     ``dataset`` is a ``Subset`` of an ``OxfordIIITPet`` whose transform is a ``v2.Compose``.
     Measured in this process with one torch thread, as in a DataLoader worker. Also returns the
-    milliseconds of ``SEPARATE_STEPS`` on the same pictures, where the transform has a
-    ``JitterAndNormalize`` step (else None).
+    milliseconds of ``separate_steps`` on the same pictures and their names, where the transform
+    has a ``JitterAndNormalize`` step (else None).
     """
     base = dataset.dataset
     steps = list(base.transform.transforms)
     ids = split_ids(Path(base.root), "trainval")
     totals, separate = [0.0] * (len(steps) + 1), 0.0
+    separate_of = {i: separate_steps(step) for i, step in enumerate(steps, start=1)
+                   if isinstance(step, JitterAndNormalize)}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -192,9 +198,9 @@ def transform_costs(dataset: Subset, samples: int) -> tuple[list[tuple[str, floa
             image = Image.open(io.BytesIO(path.read_bytes())).convert("RGB")   # what OxfordIIITPet does
             totals[0] += time.process_time() - start
             for i, step in enumerate(steps, start=1):
-                if isinstance(step, JitterAndNormalize):
+                if i in separate_of:
                     start = time.process_time()
-                    SEPARATE_STEPS(image)
+                    separate_of[i](image)
                     separate += time.process_time() - start
                 start = time.process_time()
                 image = step(image)
@@ -202,8 +208,11 @@ def transform_costs(dataset: Subset, samples: int) -> tuple[list[tuple[str, floa
     finally:
         torch.set_num_threads(threads)
     names = ["read + decode JPEG"] + [type(step).__name__ for step in steps]
-    has_it = any(isinstance(step, JitterAndNormalize) for step in steps)
-    return [(name, 1000 * t / samples) for name, t in zip(names, totals)], 1000 * separate / samples if has_it else None
+    costs = [(name, 1000 * t / samples) for name, t in zip(names, totals)]
+    if not separate_of:
+        return costs, None
+    (reference,) = separate_of.values()   # the transform has one JitterAndNormalize
+    return costs, (1000 * separate / samples, " + ".join(type(t).__name__ for t in reference.transforms))
 
 
 def load_average() -> str:
@@ -340,9 +349,10 @@ def run(args, device: torch.device, size: int, batch_size: int, archs: list[str]
         print(f"      {'total':24s} {totals[what]:6.2f} ms  = at most {1000 / totals[what]:.0f} photos/s per worker "
               f"on a free core, {max(workers, 1) * 1000 / totals[what]:.0f} with {max(workers, 1)} worker(s)")
         if separate[what] is not None:
-            before = totals[what] - dict(costs)["JitterAndNormalize"] + separate[what]
-            print(f"      (torchvision's {' + '.join(type(t).__name__ for t in SEPARATE_STEPS.transforms)}, the same "
-                  f"work one step after another: {separate[what]:.2f} ms; with them the total would be "
+            separate_ms, separate_names = separate[what]
+            before = totals[what] - dict(costs)["JitterAndNormalize"] + separate_ms
+            print(f"      (torchvision's {separate_names}, the same "
+                  f"work one step after another: {separate_ms:.2f} ms; with them the total would be "
                   f"{before:.2f} ms, at most {max(workers, 1) * 1000 / before:.0f} photos/s with {max(workers, 1)} "
                   "worker(s))")
     if args.target and not args.quick:

@@ -111,8 +111,8 @@ class JitterAndNormalize(torch.nn.Module):
             image = torch.from_numpy(np.array(rgb)).permute(2, 0, 1)  # H x W x 3 -> 3 x H x W, 0..255
         scale = 1 / 255 if image.dtype == torch.uint8 else 1.0
         _, height, width = image.shape
-        # A row per channel, a column per pixel, each row in one piece of memory (the matrix product is
-        # several times faster so than on the photo's own layout, where a pixel's 3 colours sit together).
+        # A row per channel, a column per pixel, each row in one piece of memory: the matrix product
+        # is several times faster on this layout than on the photo's own, where a pixel's 3 colours sit together.
         pixels = image.reshape(3, -1).to(torch.float32, memory_format=torch.contiguous_format)
         mean_grey = float(self._grey @ pixels.mean(dim=1)) * scale
         matrix, offset = self.colour_matrix(mean_grey)
