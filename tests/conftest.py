@@ -17,3 +17,11 @@ def _close_figures():
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+@pytest.fixture
+def short_time_limit(monkeypatch):
+    """Learner code gets 1 s instead of the exercises' ``TIME_LIMIT``: an endless-loop test waits 1 s, not 5."""
+    from course_utils import exercises
+
+    monkeypatch.setattr(exercises, "TIME_LIMIT", 1.0)

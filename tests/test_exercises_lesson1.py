@@ -78,7 +78,7 @@ def run_check_catching(number, answer):
     return type("R", (), {"status": status, "message": line})
 
 
-def test_an_endless_learner_function_gets_a_hint_not_a_hang():
+def test_an_endless_learner_function_gets_a_hint_not_a_hang(short_time_limit):
     def forever(xs):
         while True:
             pass

@@ -161,7 +161,7 @@ def test_rate_mistakes_get_their_hint(answer, hint):
 # ----------------------------------------------------------------------------- never raises
 
 
-def test_learner_code_that_raises_or_loops_gets_a_hint_not_an_exception():
+def test_learner_code_that_raises_or_loops_gets_a_hint_not_an_exception(short_time_limit):
     def broken(*args):
         raise ValueError("oops")
 

@@ -107,7 +107,7 @@ def test_freeze_body_mistakes_get_their_hint(function, hint):
     assert "Exercise 5.1, not yet" in out.getvalue() and hint in out.getvalue(), out.getvalue()
 
 
-def test_freeze_body_that_never_ends_gets_a_hint():
+def test_freeze_body_that_never_ends_gets_a_hint(short_time_limit):
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         lesson.check(1, loops_forever)

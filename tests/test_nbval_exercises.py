@@ -1,54 +1,87 @@
 """The repository's conftest.py plugin, which proves the exercises inside nbval's run of each lesson.
 
-Each test writes a two-cell "lesson" (named like lesson 3, so its exercises are lesson 3's), runs
-nbval on it in a fresh pytest, and looks at the outcome: a blank answer followed by the added
-reference solution passes; an answer cell that is already solved (so it does not say "not done
-yet"), or a reference solution that is not right, fails with a message that says which.
+One fresh pytest runs nbval over three two-cell "lessons" (named like lesson 3, so their
+exercises are lesson 3's), and each test looks at one of them: a blank answer followed by the
+added reference solution passes; an answer cell that is already solved (so it does not say
+"not done yet"), or a reference solution that is not right, fails with a message that says
+which. One run, not three, because each costs a Python that imports pytest, nbval and torch.
 """
 
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import nbformat
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-pytest_plugins = ["pytester"]
 
 IMPORT = "import numpy as np\nfrom course_utils.exercises import lesson3 as ex"
 BLANK = "def softmax(scores):\n    ...   # your code\n\nex.check(4, softmax)"
 SOLVED = "def softmax(scores):\n    e = np.exp(scores - np.max(scores))\n    return e / e.sum()\n\nex.check(4, softmax)"
+WRONG = "def softmax(scores):\n    return np.exp(scores) / np.exp(scores).sum()\n\nex.check(4, softmax)"
+
+# lesson -> (its exercise cell, as committed; the reference solution the plugin adds after it, None: the real one)
+LESSONS = {"03_blank": (BLANK, None), "03_solved": (SOLVED, None), "03_wrong_solution": (BLANK, WRONG)}
+
+# Appended to a copy of conftest.py: exercise 3.4's solution is WRONG while 03_wrong_solution is collected.
+SWAP_SOLUTION = """
+from course_utils.exercises import lesson3 as _lesson3
+
+_real_solution, _collect = _lesson3.lesson.exercises[4].solution, LessonWithSolutions.collect
 
 
-def run_lesson(pytester, answer: str, solution: str | None = None):
-    """nbval, in a fresh pytest, over a two-cell lesson 3 whose exercise cell is ``answer``.
-
-    ``solution``, if given, stands in for exercise 4's reference solution in that run only.
-    """
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(IMPORT), nbformat.v4.new_code_cell(answer)])
-    nb.cells[1].metadata["tags"] = ["exercise"]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, pytester.path / "03_tiny.ipynb")
-    plugin = (ROOT / "conftest.py").read_text()
-    if solution is not None:
-        plugin += ("\nfrom course_utils.exercises import lesson3 as _lesson3\n"
-                   f"_lesson3.lesson.exercises[4].solution = {solution!r}\n")
-    (pytester.path / "conftest.py").write_text(plugin)
-    return pytester.runpytest_subprocess("--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider",
-                                         "03_tiny.ipynb")
+def _collect_with_this_lessons_solution(self):
+    _lesson3.lesson.exercises[4].solution = {solutions!r}.get(self.path.stem, _real_solution)
+    yield from _collect(self)
 
 
-def test_blank_answer_then_reference_solution_passes(pytester):
-    result = run_lesson(pytester, BLANK)
-    result.assert_outcomes(passed=3)   # the import, the blank answer, the added solution
+LessonWithSolutions.collect = _collect_with_this_lessons_solution
+"""
 
 
-def test_an_answer_cell_that_is_not_blank_fails(pytester):
-    result = run_lesson(pytester, SOLVED)
-    result.assert_outcomes(passed=2, failed=1)
-    result.stdout.fnmatch_lines(["*exercise 3.4 should say 'not done yet', but printed: *Exercise 3.4, right*"])
+@pytest.fixture(scope="module")
+def cells(tmp_path_factory) -> dict[str, list[tuple[str, str]]]:
+    """lesson -> ``(outcome, message)`` of each of its test items, in order, from one nbval run."""
+    folder = tmp_path_factory.mktemp("lessons")
+    for name, (answer, _) in LESSONS.items():
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(IMPORT), nbformat.v4.new_code_cell(answer)])
+        nb.cells[1].metadata["tags"] = ["exercise"]
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, folder / f"{name}.ipynb")
+    solutions = {name: solution for name, (_, solution) in LESSONS.items() if solution}
+    (folder / "conftest.py").write_text((ROOT / "conftest.py").read_text() + SWAP_SOLUTION.format(solutions=solutions))
+    (folder / "pytest.ini").write_text("[pytest]\n")   # this folder is the run's root: not the course's settings
+    report = folder / "report.xml"
+    options = ["--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider", f"--junitxml={report}"]
+    run = subprocess.run([sys.executable, "-m", "pytest", *options, *sorted(p.name for p in folder.glob("*.ipynb"))],
+                         cwd=folder, capture_output=True, text=True, timeout=600)
+    if not report.exists():
+        pytest.fail(f"nbval did not run (exit code {run.returncode}):\n{run.stdout[-3000:]}{run.stderr[-3000:]}")
+    found: dict[str, list[tuple[str, str]]] = {name: [] for name in LESSONS}
+    for case in ET.parse(report).iter("testcase"):
+        problem = case.find("failure")
+        if problem is None:
+            problem = case.find("error")
+        lesson = next(name for name in LESSONS if name in case.get("classname", "") + case.get("name", ""))
+        found[lesson].append(("passed", "") if problem is None else ("failed", problem.get("message", "") +
+                                                                      (problem.text or "")))
+    return found
 
 
-def test_a_reference_solution_that_is_not_right_fails(pytester):
-    wrong = "def softmax(scores):\n    return np.exp(scores) / np.exp(scores).sum()\n\nex.check(4, softmax)"
-    result = run_lesson(pytester, BLANK, solution=wrong)
-    result.assert_outcomes(passed=2, failed=1)
-    result.stdout.fnmatch_lines(["*exercise 3.4 should say 'right', but printed: *Exercise 3.4, not yet*overflows*"])
+def test_blank_answer_then_reference_solution_passes(cells):
+    assert [outcome for outcome, _ in cells["03_blank"]] == ["passed"] * 3   # import, blank answer, added solution
+
+
+def test_an_answer_cell_that_is_not_blank_fails(cells):
+    assert [outcome for outcome, _ in cells["03_solved"]] == ["passed", "failed", "passed"]
+    assert "exercise 3.4 should say 'not done yet', but printed: " in cells["03_solved"][1][1]
+    assert "Exercise 3.4, right" in cells["03_solved"][1][1]
+
+
+def test_a_reference_solution_that_is_not_right_fails(cells):
+    assert [outcome for outcome, _ in cells["03_wrong_solution"]] == ["passed", "passed", "failed"]
+    message = cells["03_wrong_solution"][2][1]
+    assert "exercise 3.4 should say 'right', but printed: " in message and "Exercise 3.4, not yet" in message
+    assert "overflows" in message

@@ -93,8 +93,10 @@ class _TimeUp(BaseException):
     """Raised in the learner's code by the alarm (a BaseException: their ``except Exception`` cannot eat it)."""
 
 
-def run_learner_code(fn: Callable, *args, seconds: float = TIME_LIMIT, **kwargs):
+def run_learner_code(fn: Callable, *args, seconds: float | None = None, **kwargs):
     """Call the learner's ``fn(*args, **kwargs)``, at most ``seconds`` long; return what it returns.
+
+    ``seconds`` defaults to ``TIME_LIMIT``, read at each call (so a test can shorten the wait).
 
     An exception in their code, or running out of time (an endless loop, or a loop over far too
     much), becomes a ``LearnerCodeError`` whose message a checker can turn into a hint. Where
@@ -103,6 +105,7 @@ def run_learner_code(fn: Callable, *args, seconds: float = TIME_LIMIT, **kwargs)
     """
     if not callable(fn):
         raise LearnerCodeError(f"expected a function, got {type(fn).__name__}")
+    seconds = TIME_LIMIT if seconds is None else seconds
     if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
         def alarm(signum, frame):
             raise _TimeUp
