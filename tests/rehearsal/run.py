@@ -25,8 +25,8 @@ The data path, image size (224 px), architectures and code are the lessons' own;
 still read and augment whole batches of 64. The numbers the notebooks print are therefore NOT
 results; ``setup()`` says so in every capped notebook. Lessons 1 to 4 (``UNCAPPED``) run with no
 cap at all, exactly as a learner runs them: their full mode trains small networks on small data,
-which takes seconds on a CPU (and a finder capped at N steps would have too few points to
-suggest a rate).
+which takes under a minute a lesson on a CPU (30-60 s each in the rehearsal; and a finder capped
+at N steps would have too few points to suggest a rate).
 
 Why 8 photos: on a 2-core CPU one training step of lesson 6's ResNet-152 on 64 photos at 224 px
 took 76-85 s, and the process peaked at 13.8 GB of RAM; on 8 photos, 7-8 s and 3.2 GB. So the
@@ -330,7 +330,7 @@ def main() -> int:
     print(f"FULL-MODE REHEARSAL: COURSE_QUICK=0, COURSE_TRAIN_CAP={args.cap} in force: at most {args.cap} "
           f"epoch{s} per fit, {args.cap} batch{es} per pass over a loader, of {CAPPED_BATCH} photos, "
           f"{args.cap} learning-rate-finder step{s} "
-          f"(lessons {', '.join(n[:2] for n in UNCAPPED)} uncapped: small networks, seconds on a CPU). "
+          f"(lessons {', '.join(n[:2] for n in UNCAPPED)} uncapped: small networks, under a minute each on a CPU). "
           "Stand-in photos and random stand-in weights: the numbers the notebooks print are not results.")
     total, started_load = time.perf_counter(), load_average()
     work = Path(tempfile.mkdtemp(prefix="course-rehearsal-"))
