@@ -30,8 +30,8 @@ HALF_CORES = $(shell $(BIN)/python -c "import os; print(max(1, (os.cpu_count() o
 
 test: install lint  ## everything CI runs: ruff, then `unit` beside `notebooks` (half the cores each)
 	@log=$$(mktemp); echo "unit tests (tests/): running beside the notebooks; their report follows"; \
-	OMP_NUM_THREADS=$(HALF_CORES) $(BIN)/python -m pytest tests >"$$log" 2>&1 & unit=$$!; \
-	COURSE_QUICK=1 OMP_NUM_THREADS=$(HALF_CORES) $(BIN)/python -m pytest notebooks; notebooks=$$?; \
+	OMP_NUM_THREADS=$(HALF_CORES) $(MAKE) --no-print-directory unit >"$$log" 2>&1 & unit=$$!; \
+	OMP_NUM_THREADS=$(HALF_CORES) $(MAKE) --no-print-directory notebooks; notebooks=$$?; \
 	wait $$unit; unit=$$?; echo "--- unit tests (tests/):"; cat "$$log"; rm -f "$$log"; \
 	test $$notebooks -eq 0 -a $$unit -eq 0
 
