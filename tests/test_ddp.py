@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from course_utils import ddp_train
 from course_utils.checkpoint import load_checkpoint
-from course_utils.env import cpu_cores
+from course_utils.env import CAPPED_BATCH, cpu_cores
 from course_utils.pets import pets_datasets
 from course_utils.training import error_rate, evaluate
 
@@ -211,7 +211,8 @@ def test_the_images_scored_are_those_evaluate_scores_under_the_rehearsal_cap(mon
     monkeypatch.delenv("COURSE_TRAIN_CAP", raising=False)
     assert scored(6) == scored(12) == 20
     monkeypatch.setenv("COURSE_TRAIN_CAP", "2")
-    assert scored(6) == 12 and scored(12) == 16 and scored(3) == 6  # 2 batches, at most 8 photos each
+    cap = CAPPED_BATCH  # 2 batches, at most CAPPED_BATCH photos each
+    assert scored(cap + 2) == 2 * cap and scored(2 * cap) == 2 * cap and scored(cap - 1) == 2 * (cap - 1)
 
 
 def test_an_image_is_augmented_alike_whichever_process_reads_it(two, data, monkeypatch):

@@ -9,7 +9,7 @@ import torchvision
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from course_utils import env, training
+from course_utils import env, optim, training
 from course_utils.env import CAPPED_BATCH
 from course_utils.history import History, running_mean
 from course_utils.lr_finder import lr_find
@@ -184,6 +184,29 @@ def test_optimizer_groups_weight_decay_and_rates():
         assert (id(p) in not_decayed) == (not plain_weight), name
     rates = {g["layer_group"]: g["lr"] for g in opt.param_groups}
     assert [rates[i] for i in range(3)] == pytest.approx([1e-5, 1e-4, 1e-3])
+
+
+def test_adamw_runs_fused_on_the_cpu_and_takes_the_same_steps(monkeypatch):
+    model, twin = _net(), _net()
+    fused = make_optimizer(model, 1e-2)
+    monkeypatch.setattr(optim, "fused_adamw_ok", lambda parameters: False)
+    looped = make_optimizer(twin, 1e-2)
+    assert fused.defaults["fused"] is True and not looped.defaults["fused"]
+    x, y = torch.randn(8, 1, 6, 6), torch.randint(0, 3, (8,))
+    for _ in range(3):
+        for net, opt in ((model, fused), (twin, looped)):
+            nn.functional.cross_entropy(net(x), y).backward()
+            opt.step()
+            opt.zero_grad()
+    for a, b in zip(model.parameters(), twin.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)  # float rounding: each step moves ~1e-2
+
+
+def test_adamw_is_not_fused_where_pytorch_may_lack_it():
+    assert optim.fused_adamw_ok([torch.zeros(2)])
+    assert not optim.fused_adamw_ok([torch.zeros(2), torch.zeros(2, device="meta")])  # not CPU or CUDA
+    assert not optim.fused_adamw_ok([torch.zeros(2, dtype=torch.long)])
+    assert not optim.fused_adamw_ok([])
 
 
 def test_layer_norm_and_group_norm_get_no_weight_decay():
@@ -550,18 +573,18 @@ def test_interrupt_in_the_middle_of_a_batch_keeps_only_finished_batches():
 
 def test_the_rehearsal_cap_cuts_epochs_batches_and_photos_only(monkeypatch):
     monkeypatch.setenv("COURSE_TRAIN_CAP", "2")
-    assert CAPPED_BATCH == 8
-    train, valid = _loaders(n=60, batch_size=12)  # 5 training batches of 12, 4 validation batches (6, 6, 6, 2)
+    train, valid = _loaders(n=60, batch_size=CAPPED_BATCH + 4)  # training batches bigger than the cap
+    valid = DataLoader(valid.dataset, batch_size=CAPPED_BATCH - 1)  # validation batches smaller than it
     seen = []
     model = _net()
     model.conv.register_forward_hook(lambda module, inputs, output: seen.append(len(inputs[0])))
     history = fit(model, train, valid, nn.CrossEntropyLoss(), 4, device="cpu", quiet=True)
     assert len(history.rows) == 2 and len(history.batch_losses) == 4  # 2 epochs of 2 batches
-    # each of them cut to its first 8 photos, then 2 of the 4 validation batches (6 photos each: uncut)
-    assert history.steps_per_epoch == 2 and seen == [8, 8, 6, 6] * 2
+    # each of them cut to its first CAPPED_BATCH photos, then 2 of the validation batches (uncut)
+    assert history.steps_per_epoch == 2 and seen == ([CAPPED_BATCH] * 2 + [CAPPED_BATCH - 1] * 2) * 2
     seen.clear()
     lr_find(model, train, nn.CrossEntropyLoss(), device="cpu", quiet=True)
-    assert seen == [8, 8]  # the finder: 2 steps of 8 photos
+    assert seen == [CAPPED_BATCH, CAPPED_BATCH]  # the finder: 2 steps of CAPPED_BATCH photos
     monkeypatch.setenv("COURSE_TRAIN_CAP", "0")
     with pytest.raises(ValueError, match="COURSE_TRAIN_CAP"):
         fit(_net(), train, valid, nn.CrossEntropyLoss(), 1, device="cpu", quiet=True)

@@ -19,7 +19,7 @@ the lessons what the internet would (see ``standin.py``) and runs them as a lear
    local server, the resize cache is complete and upright, and lesson 7 exported its files.
 
 Training is cut by ONE documented setting, ``COURSE_TRAIN_CAP=N`` (``env.train_cap``: at most N
-epochs per ``fit``, N batches per pass over a loader, of which only the first ``CAPPED_BATCH`` (8)
+epochs per ``fit``, N batches per pass over a loader, of which only the first ``CAPPED_BATCH`` (4)
 photos train or are scored, N learning-rate-finder steps), and by the number of stand-in photos.
 The data path, image size (224 px), architectures and code are the lessons' own; the loaders
 still read and augment whole batches of 64. The numbers the notebooks print are therefore NOT
@@ -28,9 +28,10 @@ cap at all, exactly as a learner runs them: their full mode trains small network
 which takes under a minute a lesson on a CPU (30-60 s each in the rehearsal; and a finder capped
 at N steps would have too few points to suggest a rate).
 
-Why 8 photos: on a 2-core CPU one training step of lesson 6's ResNet-152 on 64 photos at 224 px
-took 76-85 s, and the process peaked at 13.8 GB of RAM; on 8 photos, 7-8 s and 3.2 GB. So the
-rehearsal fits CI's time and a machine with 8 GB free. The table at the end shows the
+Why 4 photos: on a 2-core CPU one training step of lesson 6's ResNet-152 on 64 photos at 224 px
+took 76-85 s, and the process peaked at 13.8 GB of RAM; on 8 photos, 7-8 s and 3.2 GB. On one
+thread, as CI runs it beside the browser checks, a step took 14.7 s on 8 photos and 6.5 s on 4.
+So the rehearsal fits CI's time and a machine with 8 GB free. The table at the end shows the
 largest process ("peak GB"). Lesson 6's own hand-written loop does not go through the cap: it
 trains on the stand-in's one whole batch of 64.
 
