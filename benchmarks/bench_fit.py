@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import add_cpu_options, digits_loaders, print_comparison, small_cnn, use_threads  # noqa: E402
 
+from course_utils.optim import fused_adamw_ok  # noqa: E402
 from course_utils.training import accuracy, fit  # noqa: E402
 
 
@@ -39,7 +40,8 @@ def bare_loop(model: nn.Module, train, valid, epochs: int, lr: float) -> list[fl
         params = list(part.parameters())
         groups.append({"params": [p for p in params if id(p) not in no_decay], "weight_decay": 0.01})
         groups.append({"params": [p for p in params if id(p) in no_decay], "weight_decay": 0.0})
-    opt = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.99), eps=1e-5)
+    # fused where fit's make_optimizer makes it fused: the same update kernel, so only the loop differs
+    opt = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.99), eps=1e-5, fused=fused_adamw_ok(model.parameters()))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * len(train), pct_start=0.25,
                                                 div_factor=25, final_div_factor=1e5 / 25)
     loss_fn = nn.CrossEntropyLoss()

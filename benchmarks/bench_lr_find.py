@@ -23,11 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import add_cpu_options, digits_loaders, print_comparison, small_cnn, use_threads  # noqa: E402
 
 from course_utils.lr_finder import lr_find  # noqa: E402
+from course_utils.optim import fused_adamw_ok  # noqa: E402
 
 
 def plain_steps(model: nn.Module, train, steps: int) -> None:
     """`steps` ordinary training steps, cycling through the loader."""
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=fused_adamw_ok(model.parameters()))  # as lr_find's
     loss_fn = nn.CrossEntropyLoss()
     done = 0
     model.train()
