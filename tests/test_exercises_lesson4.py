@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_utils.exercises import NOT_DONE, RIGHT, WRONG
+from course_utils.exercises import NOT_DONE, RIGHT, WRONG, lesson4
 from course_utils.exercises.lesson4 import TARGET_LOSS, _train_one_epoch, lesson, train_one_epoch_with
 from course_utils.lr_finder import steep
 
@@ -156,6 +156,16 @@ def test_a_good_rate_is_right():
 def test_rate_mistakes_get_their_hint(answer, hint):
     result = lesson.evaluate(3, answer)
     assert result.status == WRONG and hint in result.message, result.message
+
+
+def test_a_rate_that_ruins_the_model_is_too_high_even_if_a_bolder_one_ruins_it_less(monkeypatch):
+    # Beyond the curve's lowest point training is chaos: one epoch at 3.0 ended at a validation loss of 37 with
+    # no batch above 10 (on one CPU), and one at 10 lower still. Worse than guessing is "too high", not "too low".
+    runs = {3.0: {"valid_loss": 37.2, "accuracy": 0.14, "worst_batch": 4.4},
+            10.0: {"valid_loss": 33.8, "accuracy": 0.22, "worst_batch": 9.0}}
+    monkeypatch.setattr(lesson4, "train_one_epoch_with", lambda lr: runs[lr])
+    result = lesson.evaluate(3, 3.0)
+    assert result.status == WRONG and "too high" in result.message and "37.2" in result.message, result.message
 
 
 # ----------------------------------------------------------------------------- never raises

@@ -231,6 +231,7 @@ def check_steep(answer) -> Result:
 
 
 TARGET_LOSS = 0.4  # validation loss to reach in one epoch of one-cycle (it starts at about 2.3)
+GUESSING_LOSS = math.log(10)  # the loss of an untrained model that gives all 10 digits the same score
 
 
 @functools.lru_cache(maxsize=1)
@@ -326,6 +327,10 @@ def check_rate(answer) -> Result:
     if not math.isfinite(loss) or run["worst_batch"] > 10:
         return wrong(f"{lr:.1e} is too high: the training loss shot up to {run['worst_batch']:.3g}. Pick a rate "
                      "left of the curve's lowest point")
+    if loss > 1.1 * GUESSING_LOSS:  # worse than where it started: training went wrong, whatever a bolder rate does
+        return wrong(f"{lr:.1e} is too high: after one epoch the validation loss is {loss:.3g}, worse than the "
+                     f"{GUESSING_LOSS:.1f} of a model that has learned nothing. Pick a rate left of the curve's "
+                     "lowest point")
     bolder = train_one_epoch_with(min(4 * lr, 10.0))["valid_loss"]
     direction = ("too low: four times this rate does better. Look further right on the curve, where it falls "
                  "steeply" if bolder < loss else
