@@ -325,12 +325,14 @@ def check_rate(answer) -> Result:
         return right(f"{lr:.1e}: after one epoch of one-cycle the validation loss is {loss:.2f} (it starts near "
                      f"2.3) and the accuracy {run['accuracy']:.0%}.")
     if not math.isfinite(loss) or run["worst_batch"] > 10:
-        return wrong(f"{lr:.1e} is too high: the training loss shot up to {run['worst_batch']:.3g}. Pick a rate "
-                     "left of the curve's lowest point")
-    if loss > 1.1 * GUESSING_LOSS:  # worse than where it started: training went wrong, whatever a bolder rate does
-        return wrong(f"{lr:.1e} is too high: after one epoch the validation loss is {loss:.3g}, worse than the "
-                     f"{GUESSING_LOSS:.1f} of a model that has learned nothing. Pick a rate left of the curve's "
-                     "lowest point")
+        why = f"the training loss shot up to {run['worst_batch']:.3g}"
+    elif loss > 1.1 * GUESSING_LOSS:  # worse than where it started: training went wrong, whatever a bolder rate does
+        why = (f"after one epoch the validation loss is {loss:.3g}, worse than the {GUESSING_LOSS:.1f} of a model "
+               "that has learned nothing")
+    else:
+        why = None
+    if why:
+        return wrong(f"{lr:.1e} is too high: {why}. Pick a rate left of the curve's lowest point")
     bolder = train_one_epoch_with(min(4 * lr, 10.0))["valid_loss"]
     direction = ("too low: four times this rate does better. Look further right on the curve, where it falls "
                  "steeply" if bolder < loss else
